@@ -1,0 +1,50 @@
+# tickml — `make help` lists the targets. `make test` sets up everything on a fresh
+# Debian machine and runs the test suite.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+UV_VERSION := 0.13.9
+STAMP := $(VENV)/.installed
+
+.PHONY: help
+help: ## List the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+$(STAMP): pyproject.toml requirements.lock
+	@echo "==> Python environment in $(VENV)"
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+	$(BIN)/uv pip sync --quiet --python $(BIN)/python requirements.lock
+	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps -e .
+	touch $@
+
+.PHONY: install
+install: $(STAMP) ## Create the virtual environment and install tickml with its locked dependencies
+
+.PHONY: lock
+lock: ## Re-resolve requirements.lock from pyproject.toml
+	$(BIN)/uv pip compile pyproject.toml --extra dev --python-version 3.11 --quiet -o requirements.lock
+
+.PHONY: lint
+lint: $(STAMP) ## Lint with ruff
+	$(BIN)/ruff check tickml tests
+
+.PHONY: test
+test: $(STAMP) lint ## Install what the tests need, lint, and run the whole test suite
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest
+
+.PHONY: data
+data: $(STAMP) ## Prepare the dataset (the real data/creditcard.csv if present, else a stand-in)
+	$(BIN)/tickml data prepare
+
+.PHONY: train
+train: $(STAMP) ## Train, evaluate and promote the default model
+	$(BIN)/tickml train
+
+.PHONY: clean
+clean: ## Remove caches and the virtual environment (keeps data/ and models/)
+	rm -rf $(VENV) .pytest_cache .ruff_cache
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

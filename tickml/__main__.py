@@ -1,0 +1,3 @@
+from tickml.cli import app
+
+app()

@@ -1,0 +1,95 @@
+"""Settings read once from `TICKML_*` environment variables.
+
+Every default works for the native stack on localhost; containers override them
+through the environment (see `.env.example` and `docker-compose.yml`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ENV_PREFIX = "TICKML_"
+
+
+def _default_root() -> Path:
+    """The source checkout when running from one, otherwise the working directory."""
+    checkout = Path(__file__).resolve().parent.parent
+    if (checkout / "pyproject.toml").is_file():
+        return checkout
+    return Path.cwd()
+
+
+@dataclass(frozen=True)
+class Settings:
+    """tickml's configuration. Each field `x` is read from `TICKML_X`."""
+
+    root: Path = field(default_factory=_default_root)
+    data_dir: Path | None = None
+    models_dir: Path | None = None
+    run_dir: Path | None = None
+    seed: int = 42
+
+    influx_url: str = "http://127.0.0.1:8086"
+    influx_db: str = "fraud"
+    influx_user: str = ""
+    influx_password: str = ""
+    kapacitor_url: str = "http://127.0.0.1:9092"
+
+    api_url: str = "http://127.0.0.1:5000"
+    api_bind: str = "127.0.0.1:5000"
+    api_workers: int = 2
+    api_threads: int = 4
+    api_timeout: int = 30
+    api_max_instances: int = 10_000
+    api_max_body_bytes: int = 16 * 1024 * 1024
+    api_reload_interval: float = 2.0
+
+    udf_socket: Path | None = None
+
+    def __post_init__(self) -> None:
+        # Paths left unset derive from `root`, so one variable moves everything.
+        defaults = {"data_dir": "data", "models_dir": "models", "run_dir": "run"}
+        for name, sub in defaults.items():
+            if getattr(self, name) is None:
+                object.__setattr__(self, name, self.root / sub)
+        if self.udf_socket is None:
+            object.__setattr__(self, "udf_socket", self.run_dir / "fraud.sock")
+
+    @property
+    def processed_dir(self) -> Path:
+        return self.data_dir / "processed"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Build settings from `TICKML_*` variables; unknown variables are ignored."""
+        environ = os.environ if environ is None else environ
+        values = {}
+        for f in dataclasses.fields(cls):
+            raw = environ.get(ENV_PREFIX + f.name.upper())
+            if raw is not None and raw != "":
+                values[f.name] = _convert(f.name, raw, f.type)
+        return cls(**values)
+
+
+def _convert(name: str, raw: str, annotation: str) -> object:
+    try:
+        if annotation == "int":
+            return int(raw)
+        if annotation == "float":
+            return float(raw)
+        if "Path" in annotation:
+            return Path(raw).expanduser()
+        return raw
+    except ValueError:
+        raise ValueError(
+            f"{ENV_PREFIX}{name.upper()}={raw!r} is not a valid {annotation}"
+        ) from None
+
+
+def get_settings() -> Settings:
+    """Settings for this process, read from the environment."""
+    return Settings.from_env()
