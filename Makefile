@@ -32,8 +32,16 @@ lock: ## Re-resolve requirements.lock from pyproject.toml
 lint: $(STAMP) ## Lint with ruff
 	$(BIN)/ruff check tickml tests
 
+.PHONY: tick
+tick: ## Install influxd (Debian package) and build kapacitord into ~/.cache/tickml (once)
+	bash scripts/install-tick.sh
+
+.PHONY: proto
+proto: $(STAMP) ## Regenerate tickml/udf/udf_pb2.py from tickml/udf/udf.proto
+	cd tickml/udf && ../../$(BIN)/python -m grpc_tools.protoc -I. --python_out=. udf.proto
+
 .PHONY: test
-test: $(STAMP) lint ## Install what the tests need, lint, and run the whole test suite
+test: $(STAMP) tick lint ## Install what the tests need, lint, and run the whole test suite
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest
 
 .PHONY: data

@@ -38,6 +38,9 @@ class Settings:
     influx_user: str = ""
     influx_password: str = ""
     kapacitor_url: str = "http://127.0.0.1:9092"
+    kapacitor_scripts: Path | None = None  # folder of the TICKscripts
+    alert_log: str = ""  # where fraud_alerts logs; empty keeps the TICKscript's default
+    watchdog_interval: float = 2.0
 
     api_url: str = "http://127.0.0.1:5000"
     api_bind: str = "127.0.0.1:5000"
@@ -47,6 +50,7 @@ class Settings:
     api_max_instances: int = 10_000
     api_max_body_bytes: int = 16 * 1024 * 1024
     api_reload_interval: float = 2.0
+    api_graceful_timeout: int = 10
 
     udf_socket: Path | None = None
 
@@ -56,6 +60,8 @@ class Settings:
         for name, sub in defaults.items():
             if getattr(self, name) is None:
                 object.__setattr__(self, name, self.root / sub)
+        if self.kapacitor_scripts is None:
+            object.__setattr__(self, "kapacitor_scripts", self.root / "compose" / "kapacitor")
         if self.udf_socket is None:
             object.__setattr__(self, "udf_socket", self.run_dir / "fraud.sock")
 

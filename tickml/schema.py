@@ -18,6 +18,9 @@ FEATURES: tuple[str, ...] = (TIME, *PCA_COMPONENTS, AMOUNT)
 COLUMNS: tuple[str, ...] = (*FEATURES, LABEL)
 LABEL_VALUES: frozenset[int] = frozenset({0, 1})
 
+#: Field that identifies a streamed transaction (points also carry FEATURES and LABEL).
+TRANSACTION_ID = "transaction_id"
+
 #: Rows in the real Kaggle file, and its published fraud share (492 frauds).
 REAL_ROWS = 284_807
 REAL_FRAUDS = 492

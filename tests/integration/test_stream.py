@@ -1,0 +1,121 @@
+"""End to end through real influxd, kapacitord, the UDF agent and the model API."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pandas as pd
+import requests
+
+from tickml import schema
+from tickml.generator import transaction_lines
+from tickml.rescore import rescore
+from tickml.udf.client import PredictClient
+
+from .conftest import StreamStack
+
+
+def api_scores(stack: StreamStack, rows: pd.DataFrame) -> tuple[np.ndarray, float]:
+    """The API's probabilities for `rows`, and the model threshold."""
+    instances = rows[list(schema.FEATURES)].to_dict(orient="records")
+    response = requests.post(f"{stack.api.url}/predict", json={"instances": instances},
+                             timeout=30)
+    response.raise_for_status()
+    body = response.json()
+    return np.array([p["probability"] for p in body["predictions"]]), body["model"]["threshold"]
+
+
+def rescore_run(stack: StreamStack, start_ns: int):
+    api = PredictClient(stack.api.url, timeout=10, retry_for=10)
+    try:
+        return rescore(stack.influx, api, start_ns, time.time_ns() + 1)
+    finally:
+        api.close()
+
+
+def test_every_transaction_comes_out_scored_with_the_api_probability(stream) -> None:
+    rows = pd.concat([stream.test_rows.sample(300, random_state=1),
+                      stream.test_rows.query("Class == 1").head(10)])
+    sent = stream.write("all-scored", rows)
+    scored = stream.wait_for_scored("all-scored", sent).sort_values("time")
+    assert len(scored) == sent
+    assert scored["scored"].all()
+    expected, threshold = api_scores(stream, rows)
+    np.testing.assert_allclose(scored["fraud_probability"].to_numpy(), expected, rtol=1e-12)
+    assert (scored["fraud"].to_numpy() == (expected >= threshold)).all()
+    assert set(scored["model"]) == {"fraud-lgbm"}
+    assert (scored[schema.LABEL].to_numpy() == rows[schema.LABEL].to_numpy()).all()
+    assert (scored["latency_ms"] >= 0).all()
+
+
+def test_a_point_with_a_missing_feature_is_marked_and_the_task_keeps_running(stream) -> None:
+    lines = transaction_lines(stream.test_rows.head(3), time.time_ns(), tags={"run": "missing"})
+    lines[1] = lines[1].replace(",V14=", ",V14_renamed=")
+    stream.influx.write_lines(lines)
+    scored = stream.wait_for_scored("missing", 3).sort_values("time")
+    assert scored["scored"].tolist() == [True, False, True]
+    assert scored["unscored_reason"].iloc[1] == "missing feature V14"
+    assert stream.kapacitor.task("fraud_scoring").healthy
+    after = stream.write("missing-after", stream.test_rows.head(5))
+    assert len(stream.wait_for_scored("missing-after", after)) == after
+
+
+def test_api_outage_marks_points_and_rescore_fills_every_gap(stream) -> None:
+    start = time.time_ns()
+    before = stream.write("outage", stream.test_rows.iloc[0:50])
+    assert len(stream.wait_for_scored("outage", before)) == before
+    stream.api.stop()
+    during = stream.write("outage", stream.test_rows.iloc[50:100])
+    scored = stream.wait_for_scored("outage", before + during)
+    assert len(scored) == before + during, "every transaction ends scored or marked"
+    unscored = scored[~scored["scored"].astype(bool)]
+    assert len(unscored) == during
+    assert set(unscored["unscored_reason"]) == {"api unreachable"}
+    stream.restart_api()
+    after = stream.write("outage", stream.test_rows.iloc[100:150])
+    total = before + during + after
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and stream.scored("outage")["scored"].sum() < total - during:
+        time.sleep(0.5)
+
+    report = rescore_run(stream, start)
+    assert report.rescored >= during and report.failed == 0
+    final = stream.scored("outage")
+    assert len(final) == total, "rescore replaced the unscored points instead of adding"
+    assert final["scored"].astype(bool).all()
+    assert (final["unscored_reason"].fillna("") == "").all()
+    assert stream.kapacitor.task("fraud_scoring").healthy
+
+
+def test_killed_agent_is_recovered_by_the_watchdog_and_nothing_is_missing(stream) -> None:
+    from tickml.stack.process import Service
+
+    from ..services import TICKML, tickml_env
+
+    watchdog = Service("watchdog", [TICKML, "watchdog", "--interval", "0.5",
+                                    "--no-rescore-after"],
+                       stream.directory, ready=lambda: True,
+                       env=tickml_env(stream.settings,
+                                      TICKML_KAPACITOR_URL=stream.kapacitor.url)).start()
+    try:
+        start = time.time_ns()
+        first = stream.write("agent-killed", stream.test_rows.iloc[200:240])
+        assert len(stream.wait_for_scored("agent-killed", first)) == first
+        stream.agent.kill()
+        lost = stream.write("agent-killed", stream.test_rows.iloc[240:260])
+        stream.restart_agent()
+        assert stream.wait_task_executing("fraud_scoring", timeout=60), watchdog.log_tail()
+        assert "restarting it" in watchdog.log_tail(100)
+        later = stream.write("agent-killed", stream.test_rows.iloc[260:300])
+        total = first + lost + later
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and \
+                stream.scored("agent-killed")["scored"].sum() < first + later:
+            time.sleep(0.5)
+        rescore_run(stream, start)
+        final = stream.scored("agent-killed")
+        assert len(final) == total
+        assert final["scored"].astype(bool).all()
+    finally:
+        watchdog.stop()

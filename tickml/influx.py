@@ -1,0 +1,132 @@
+"""A small InfluxDB 1.x client: line protocol writes and InfluxQL queries over HTTP."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import requests
+
+FieldValue = float | int | bool | str
+
+
+class InfluxError(RuntimeError):
+    """InfluxDB refused a request or could not be reached."""
+
+
+def escape_key(text: str) -> str:
+    """Escape a measurement, tag key/value or field key for line protocol."""
+    return text.replace("\\", "\\\\").replace(",", "\\,").replace(" ", "\\ ").replace("=", "\\=")
+
+
+def format_field(value: FieldValue) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return f"{value}i"
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError(f"line protocol cannot carry {value!r}")
+        return repr(value)
+    escaped = value.replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{escaped}"'
+
+
+def to_line(
+    measurement: str,
+    fields: Mapping[str, FieldValue],
+    time_ns: int,
+    tags: Mapping[str, str] | None = None,
+) -> str:
+    """One point in line protocol (tags sorted, as InfluxDB prefers)."""
+    if not fields:
+        raise ValueError("a point needs at least one field")
+    head = escape_key(measurement)
+    for key in sorted(tags or {}):
+        head += f",{escape_key(key)}={escape_key(tags[key])}"
+    body = ",".join(f"{escape_key(k)}={format_field(v)}" for k, v in fields.items())
+    return f"{head} {body} {time_ns}"
+
+
+@dataclass(frozen=True)
+class Series:
+    """One series of a query result: its name, tags, columns and rows."""
+
+    name: str
+    tags: dict[str, str]
+    columns: list[str]
+    values: list[list[Any]]
+
+    def records(self) -> list[dict[str, Any]]:
+        return [dict(zip(self.columns, row, strict=True)) for row in self.values]
+
+
+class InfluxClient:
+    """Talks to one InfluxDB 1.x server."""
+
+    def __init__(self, url: str, database: str, *, username: str = "", password: str = "",
+                 timeout: float = 10.0) -> None:
+        self.url = url.rstrip("/")
+        self.database = database
+        self.timeout = timeout
+        self.session = requests.Session()
+        if username:
+            self.session.auth = (username, password)
+
+    def ping(self) -> bool:
+        """True when the server answers /ping."""
+        try:
+            return self.session.get(f"{self.url}/ping", timeout=2).status_code in (200, 204)
+        except requests.RequestException:
+            return False
+
+    def create_database(self) -> None:
+        self.query(f'CREATE DATABASE "{self.database}"', method="POST")
+
+    def write_lines(self, lines: Iterable[str]) -> None:
+        """Write line-protocol lines (nanosecond timestamps) in one request."""
+        body = "\n".join(lines).encode()
+        if not body:
+            return
+        try:
+            response = self.session.post(f"{self.url}/write",
+                                         params={"db": self.database, "precision": "ns"},
+                                         data=body, timeout=self.timeout)
+        except requests.RequestException as exc:
+            raise InfluxError(f"InfluxDB at {self.url} unreachable: {exc}") from exc
+        if response.status_code != 204:
+            raise InfluxError(f"write refused ({response.status_code}): {response.text.strip()}")
+
+    def query(self, statement: str, method: str = "GET", epoch: str = "ns") -> list[Series]:
+        """Run InfluxQL; return every series of every statement's result."""
+        params = {"db": self.database, "q": statement, "epoch": epoch}
+        try:
+            response = self.session.request(method, f"{self.url}/query", params=params,
+                                            timeout=self.timeout)
+        except requests.RequestException as exc:
+            raise InfluxError(f"InfluxDB at {self.url} unreachable: {exc}") from exc
+        if response.status_code != 200:
+            raise InfluxError(f"query refused ({response.status_code}): {response.text.strip()}")
+        series = []
+        for result in response.json().get("results", []):
+            if "error" in result:
+                raise InfluxError(f"query failed: {result['error']} ({statement})")
+            for item in result.get("series", []):
+                series.append(Series(item.get("name", ""), item.get("tags") or {},
+                                     item["columns"], item["values"]))
+        return series
+
+    def records(self, statement: str) -> list[dict[str, Any]]:
+        """All rows of a query as dicts (series concatenated)."""
+        return [row for series in self.query(statement) for row in series.records()]
+
+    def count(self, measurement: str, field: str, where: str = "") -> int:
+        """`count(field)` over a measurement, 0 when it has no points."""
+        clause = f" WHERE {where}" if where else ""
+        rows = self.records(f'SELECT count("{field}") FROM "{measurement}"{clause}')
+        return int(rows[0]["count"]) if rows else 0
+
+    def close(self) -> None:
+        self.session.close()

@@ -1,0 +1,186 @@
+"""Kapacitor's HTTP API: define tickml's tasks idempotently, and keep them running.
+
+Kapacitor never reconnects a socket UDF and never restarts a failed task: when
+the agent restarts or misses a keepalive the task stays enabled but stops
+executing. `watch_tasks` notices that and restarts the task (disable, then
+enable: enabling an enabled task does nothing).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import requests
+
+log = logging.getLogger(__name__)
+#: tickml's tasks, in the order they are defined (scoring before its alerts).
+TASKS: dict[str, str] = {"fraud_scoring": "fraud_scoring.tick",
+                         "fraud_alerts": "fraud_alerts.tick"}
+
+
+class KapacitorError(RuntimeError):
+    """Kapacitor refused a request or could not be reached."""
+
+
+@dataclass(frozen=True)
+class TaskState:
+    id: str
+    status: str  # "enabled" or "disabled"
+    executing: bool
+    error: str
+    script: str
+    vars: dict[str, Any]
+
+    @property
+    def healthy(self) -> bool:
+        return self.status == "enabled" and self.executing and not self.error
+
+
+class KapacitorClient:
+    """The task endpoints of one kapacitord."""
+
+    def __init__(self, url: str, timeout: float = 10.0) -> None:
+        self.url = url.rstrip("/")
+        self.timeout = timeout
+        self.session = requests.Session()
+
+    def ping(self) -> bool:
+        try:
+            response = self.session.get(f"{self.url}/kapacitor/v1/ping", timeout=2)
+        except requests.RequestException:
+            return False
+        return response.status_code == 204
+
+    def _call(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+        try:
+            return self.session.request(method, f"{self.url}/kapacitor/v1{path}",
+                                        timeout=self.timeout, **kwargs)
+        except requests.RequestException as exc:
+            raise KapacitorError(f"Kapacitor at {self.url} unreachable: {exc}") from exc
+
+    def task(self, task_id: str) -> TaskState | None:
+        response = self._call("GET", f"/tasks/{task_id}", params={"dot-view": "labels"})
+        if response.status_code == 404:
+            return None
+        body = _checked(response, f"read task {task_id}")
+        return TaskState(task_id, body["status"], bool(body["executing"]), body.get("error", ""),
+                         body["script"], body.get("vars") or {})
+
+    def create(self, task_id: str, script: str, variables: Mapping[str, Any]) -> None:
+        # dbrp comes from the script's `dbrp` line; giving it here too is refused.
+        payload = {"id": task_id, "type": "stream", "script": script,
+                   "vars": dict(variables), "status": "enabled"}
+        _checked(self._call("POST", "/tasks", json=payload), f"create task {task_id}")
+
+    def update(self, task_id: str, script: str, variables: Mapping[str, Any]) -> None:
+        payload = {"script": script, "vars": dict(variables)}
+        _checked(self._call("PATCH", f"/tasks/{task_id}", json=payload), f"update {task_id}")
+
+    def set_status(self, task_id: str, status: str) -> None:
+        response = self._call("PATCH", f"/tasks/{task_id}", json={"status": status})
+        _checked(response, f"set task {task_id} {status}")
+
+    def restart(self, task_id: str) -> None:
+        self.set_status(task_id, "disabled")
+        self.set_status(task_id, "enabled")
+
+    def delete(self, task_id: str) -> None:
+        response = self._call("DELETE", f"/tasks/{task_id}")
+        if response.status_code not in (204, 404):
+            _checked(response, f"delete task {task_id}")
+
+    def close(self) -> None:
+        self.session.close()
+
+
+def _checked(response: requests.Response, what: str) -> dict[str, Any]:
+    if response.status_code >= 400:
+        try:
+            detail = response.json().get("error", response.text)
+        except ValueError:
+            detail = response.text
+        raise KapacitorError(f"could not {what}: {detail.strip()}")
+    return response.json() if response.content else {}
+
+
+def task_vars(values: Mapping[str, str | int | float]) -> dict[str, dict[str, Any]]:
+    """TICKscript `var` overrides in the task API's typed form."""
+    typed = {}
+    for name, value in values.items():
+        kind = "string" if isinstance(value, str) else "int" if isinstance(value, int) else "float"
+        typed[name] = {"type": kind, "value": value}
+    return typed
+
+
+def read_scripts(scripts_dir: Path) -> dict[str, str]:
+    """The TICKscript text of each tickml task."""
+    return {task_id: (scripts_dir / file).read_text() for task_id, file in TASKS.items()}
+
+
+def define_tasks(
+    client: KapacitorClient,
+    scripts: Mapping[str, str],
+    variables: Mapping[str, Mapping[str, Any]] | None = None,
+) -> dict[str, str]:
+    """Create, update or restart each task so it runs the given script; report what changed.
+
+    Running it again with the same scripts changes nothing.
+    """
+    actions = {}
+    for task_id, script in scripts.items():
+        wanted_vars = dict((variables or {}).get(task_id, {}))
+        current = client.task(task_id)
+        if current is None:
+            client.create(task_id, script, wanted_vars)
+            actions[task_id] = "created"
+        elif current.script != script or _var_values(current.vars) != _var_values(wanted_vars):
+            client.update(task_id, script, wanted_vars)
+            client.restart(task_id)
+            actions[task_id] = "updated"
+        elif not current.healthy:
+            client.restart(task_id)
+            actions[task_id] = "restarted"
+        else:
+            actions[task_id] = "unchanged"
+    return actions
+
+
+def _var_values(variables: Mapping[str, Any]) -> dict[str, Any]:
+    return {name: spec.get("value") for name, spec in variables.items()}
+
+
+def restart_stopped_tasks(client: KapacitorClient, task_ids: list[str]) -> list[str]:
+    """Restart every listed task that is enabled but not executing; return their ids."""
+    restarted = []
+    for task_id in task_ids:
+        state = client.task(task_id)
+        if state is None or state.status != "enabled" or state.executing:
+            continue
+        log.warning("task %s stopped (%s): restarting it", task_id, state.error or "no error")
+        client.restart(task_id)
+        restarted.append(task_id)
+    return restarted
+
+
+def watch_tasks(
+    client: KapacitorClient,
+    task_ids: list[str],
+    interval: float = 2.0,
+    should_stop: Callable[[], bool] = lambda: False,
+    on_restart: Callable[[list[str]], None] | None = None,
+) -> None:
+    """Check the tasks every `interval` seconds and restart stopped ones, until told to stop."""
+    while not should_stop():
+        try:
+            restarted = restart_stopped_tasks(client, task_ids)
+        except KapacitorError as exc:
+            log.warning("watchdog: %s", exc)
+            restarted = []
+        if restarted and on_restart is not None:
+            on_restart(restarted)
+        time.sleep(interval)

@@ -1,0 +1,1 @@
+"""The native stack: influxd, kapacitord and tickml's services as local processes."""

@@ -1,0 +1,85 @@
+"""One server process: started with a log file and a pid file, checked for readiness."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+class ServiceFailed(RuntimeError):
+    """A service exited or did not become ready; the message points at its log."""
+
+
+@dataclass
+class Service:
+    """A long-running process owned by tickml."""
+
+    name: str
+    argv: Sequence[str]
+    run_dir: Path
+    ready: Callable[[], bool]
+    env: Mapping[str, str] = field(default_factory=dict)
+    process: subprocess.Popen | None = None
+
+    @property
+    def log_path(self) -> Path:
+        return self.run_dir / f"{self.name}.log"
+
+    @property
+    def pid_path(self) -> Path:
+        return self.run_dir / f"{self.name}.pid"
+
+    def start(self) -> Service:
+        """Start the process in its own session, logging to `<run_dir>/<name>.log`."""
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                list(self.argv), stdout=log, stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL, env={**os.environ, **self.env},
+                start_new_session=True,
+            )
+        self.pid_path.write_text(f"{self.process.pid}\n")
+        return self
+
+    def wait_ready(self, timeout: float = 60.0) -> Service:
+        """Poll the readiness check until it passes; fail early if the process exits."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process is not None and self.process.poll() is not None:
+                raise ServiceFailed(f"{self.name} exited with status {self.process.returncode}; "
+                                    f"see {self.log_path}:\n{self.log_tail()}")
+            if self.ready():
+                return self
+            time.sleep(0.1)
+        raise ServiceFailed(f"{self.name} not ready after {timeout:.0f}s; see {self.log_path}:\n"
+                            f"{self.log_tail()}")
+
+    @property
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def stop(self, timeout: float = 15.0, sig: int = signal.SIGTERM) -> None:
+        """Signal the process (SIGTERM by default), escalate to SIGKILL, remove the pid file."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(sig)
+            try:
+                self.process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=timeout)
+        self.pid_path.unlink(missing_ok=True)
+
+    def kill(self) -> None:
+        """SIGKILL: an abrupt death, as a crash would be."""
+        self.stop(sig=signal.SIGKILL)
+
+    def log_tail(self, lines: int = 20) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except FileNotFoundError:
+            return "(no log)"

@@ -1,0 +1,1 @@
+"""The Kapacitor UDF side of tickml: wire protocol, scoring handler, socket server."""
