@@ -16,8 +16,7 @@ from tickml.generator import transaction_lines
 from tickml.influx import InfluxClient
 from tickml.kapacitor import KapacitorClient, define_tasks, read_scripts, task_vars
 from tickml.stack.process import Service
-
-from ..services import (
+from tickml.stack.services import (
     influx_client,
     short_socket_path,
     start_agent,
@@ -67,12 +66,11 @@ class StreamStack:
         return frame
 
     def restart_api(self) -> None:
-        port = int(self.api.url.rsplit(":", 1)[1])  # type: ignore[attr-defined]
+        port = int(self.api.url.rsplit(":", 1)[1])
         self.api = start_api(self.settings, self.directory, port)
 
     def restart_agent(self) -> None:
-        self.agent = start_agent(self.settings, self.directory, self.socket_path,
-                                 self.api.url)  # type: ignore[attr-defined]
+        self.agent = start_agent(self.settings, self.directory, self.socket_path, self.api.url)
 
     def wait_task_executing(self, task_id: str = "fraud_scoring", timeout: float = 30) -> bool:
         deadline = time.monotonic() + timeout

@@ -90,8 +90,7 @@ def test_api_outage_marks_points_and_rescore_fills_every_gap(stream) -> None:
 
 def test_killed_agent_is_recovered_by_the_watchdog_and_nothing_is_missing(stream) -> None:
     from tickml.stack.process import Service
-
-    from ..services import TICKML, tickml_env
+    from tickml.stack.services import TICKML, tickml_env
 
     watchdog = Service("watchdog", [TICKML, "watchdog", "--interval", "0.5",
                                     "--no-rescore-after"],

@@ -24,6 +24,7 @@ class Service:
     run_dir: Path
     ready: Callable[[], bool]
     env: Mapping[str, str] = field(default_factory=dict)
+    url: str = ""  # where an HTTP service answers, when it is one
     process: subprocess.Popen | None = None
 
     @property
