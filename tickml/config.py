@@ -53,6 +53,7 @@ class Settings:
     api_graceful_timeout: int = 10
 
     udf_socket: Path | None = None
+    lab_token: str = ""  # JupyterLab access token (`tickml lab`)
 
     def __post_init__(self) -> None:
         # Paths left unset derive from `root`, so one variable moves everything.

@@ -1,0 +1,184 @@
+"""`tickml bench api`: the API against in-process scoring, same model, same run."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import platform
+import statistics
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import orjson
+from rich.console import Console
+from rich.table import Table
+
+from tickml import schema
+from tickml.api.process import free_port, start_server, stop_server, wait_until_up
+from tickml.config import Settings
+from tickml.data.synthetic import generate_transactions
+from tickml.registry import ModelRegistry
+
+BATCH_ROWS = 1_000
+CONCURRENCY = (1, 8, 32)
+
+
+def run_benchmark(settings: Settings, *, requests_per_level: int, batches: int, workers: int,
+                  threads: int, worker_class: str) -> dict[str, Any]:
+    """Measure in-process scoring, then the API, and return every figure."""
+    model = ModelRegistry(settings.models_dir).load_production()
+    matrix = sample_matrix(BATCH_ROWS)
+    results: dict[str, Any] = {
+        "model": str(model.ref),
+        "machine": {"cpus": os.cpu_count(), "load_average": os.getloadavg(),
+                    "python": platform.python_version()},
+        "server": {"workers": workers, "threads": threads, "worker_class": worker_class},
+        "when": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+    single = timings(lambda: model.predict_proba(matrix[:1]), max(200, requests_per_level // 2))
+    batch = timings(lambda: model.predict_proba(matrix), batches)
+    results["in_process"] = {
+        "single_row": summary(single),
+        "batch_1000": {**summary(batch), "rows_per_s": BATCH_ROWS / statistics.median(batch)},
+    }
+    port = free_port()
+    log = Path(tempfile.gettempdir()) / f"tickml-bench-api-{port}.log"
+    server = start_server(port, env={"TICKML_MODELS_DIR": str(settings.models_dir)},
+                          args=("--workers", str(workers), "--threads", str(threads),
+                                "--worker-class", worker_class), log_path=log)
+    try:
+        wait_until_up(f"http://127.0.0.1:{port}", server, timeout=120, path="/ready")
+        results["api"] = measure_api(port, matrix, requests_per_level, batches)
+    finally:
+        stop_server(server)
+    results["ratios"] = ratios(results)
+    return results
+
+
+def sample_matrix(rows: int) -> np.ndarray:
+    """Realistic transactions (the synthetic stand-in) in schema order."""
+    frame = generate_transactions(max(rows, 2_000), seed=11).head(rows)
+    return frame.loc[:, list(schema.FEATURES)].to_numpy(dtype=np.float64)
+
+
+def measure_api(port: int, matrix: np.ndarray, requests_per_level: int,
+                batches: int) -> dict[str, Any]:
+    """Single rows at each concurrency level, then batches of 1,000 rows."""
+    singles = [orjson.dumps(dict(zip(schema.FEATURES, row, strict=True)))
+               for row in matrix.tolist()]
+    batch_body = orjson.dumps({"instances": [dict(zip(schema.FEATURES, row, strict=True))
+                                             for row in matrix.tolist()]})
+    post(port, [singles[0]] * 20, [])  # warm both workers' code paths
+    figures: dict[str, Any] = {}
+    for concurrency in CONCURRENCY:
+        latencies, elapsed = load(port, singles, requests_per_level, concurrency)
+        figures[f"single_row_c{concurrency}"] = {**summary(latencies),
+                                                  "requests_per_s": len(latencies) / elapsed}
+    for concurrency in (1, 2):
+        latencies, elapsed = load(port, [batch_body], batches, concurrency)
+        figures[f"batch_1000_c{concurrency}"] = {
+            **summary(latencies), "rows_per_s": BATCH_ROWS * len(latencies) / elapsed}
+    return figures
+
+
+def load(port: int, bodies: list[bytes], total: int, concurrency: int) -> tuple[list[float], float]:
+    """Send `total` requests over `concurrency` keep-alive connections."""
+    per_thread = [[bodies[(t + i * concurrency) % len(bodies)]
+                   for i in range(total // concurrency)] for t in range(concurrency)]
+    latencies: list[float] = []
+    workers = [threading.Thread(target=post, args=(port, share, latencies))
+               for share in per_thread]
+    started = time.perf_counter()
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    return latencies, time.perf_counter() - started
+
+
+def post(port: int, bodies: list[bytes], latencies: list[float]) -> None:
+    """POST each body to /predict on one connection, appending each latency."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    headers = {"Content-Type": "application/json"}
+    try:
+        for body in bodies:
+            started = time.perf_counter()
+            connection.request("POST", "/predict", body, headers)
+            response = connection.getresponse()
+            response.read()
+            latencies.append(time.perf_counter() - started)  # list.append is thread-safe
+            if response.status != 200:
+                raise RuntimeError(f"/predict answered {response.status}")
+    finally:
+        connection.close()
+
+
+def timings(call: Callable[[], object], repeat: int) -> list[float]:
+    """Seconds per call, after a few warm-up calls."""
+    for _ in range(3):
+        call()
+    seconds = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        call()
+        seconds.append(time.perf_counter() - started)
+    return seconds
+
+
+def summary(seconds: list[float]) -> dict[str, float]:
+    """p50 and p99 in milliseconds, and the number of samples."""
+    return {"p50_ms": 1e3 * float(np.percentile(seconds, 50)),
+            "p99_ms": 1e3 * float(np.percentile(seconds, 99)), "samples": len(seconds)}
+
+
+def ratios(results: dict[str, Any]) -> dict[str, float]:
+    """The two targets: batch throughput share and the single-row p50 gap."""
+    inproc, api = results["in_process"], results["api"]
+    return {
+        "batch_throughput_api_over_in_process":
+            api["batch_1000_c1"]["rows_per_s"] / inproc["batch_1000"]["rows_per_s"],
+        "batch_throughput_api_c2_over_in_process":
+            api["batch_1000_c2"]["rows_per_s"] / inproc["batch_1000"]["rows_per_s"],
+        "single_row_p50_gap_ms":
+            api["single_row_c1"]["p50_ms"] - inproc["single_row"]["p50_ms"],
+    }
+
+
+def write_results(results: dict[str, Any], path: Path) -> None:
+    """Write the figures as indented JSON."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(results, indent=2) + "\n")
+
+
+def print_results(results: dict[str, Any]) -> None:
+    """The figures as a table on stdout."""
+    table = Table(title=f"{results['model']}: API ({results['server']['worker_class']}, "
+                        f"{results['server']['workers']} workers) vs in-process")
+    for column in ("measurement", "p50 ms", "p99 ms", "requests/s", "rows/s"):
+        table.add_column(column, justify="right" if column != "measurement" else "left")
+    rows = [("in-process, 1 row", results["in_process"]["single_row"]),
+            ("in-process, 1,000 rows", results["in_process"]["batch_1000"])]
+    rows += [(f"API, 1 row, concurrency {c}", results["api"][f"single_row_c{c}"])
+             for c in CONCURRENCY]
+    rows += [(f"API, 1,000 rows, concurrency {c}", results["api"][f"batch_1000_c{c}"])
+             for c in (1, 2)]
+    for name, figures in rows:
+        table.add_row(name, f"{figures['p50_ms']:.2f}", f"{figures['p99_ms']:.2f}",
+                      _optional(figures, "requests_per_s"), _optional(figures, "rows_per_s"))
+    Console().print(table)
+    r = results["ratios"]
+    Console().print(
+        f"batch throughput, API / in-process: {r['batch_throughput_api_over_in_process']:.0%} "
+        f"(concurrency 2: {r['batch_throughput_api_c2_over_in_process']:.0%}); single-row p50 "
+        f"gap: {r['single_row_p50_gap_ms']:+.2f} ms")
+
+
+def _optional(figures: dict[str, float], key: str) -> str:
+    return f"{figures[key]:,.0f}" if key in figures else ""

@@ -1,0 +1,192 @@
+"""The model a worker serves, swapped without downtime when production changes.
+
+Each worker process holds one `ModelHolder`. A request asks it for the current model
+once and keeps that reference to the end, so a swap never affects a request in flight.
+At most every `reload_interval` seconds one request thread stats the production pointer
+(`production.json`, replaced atomically by the registry, so a new inode means a new
+promotion); only when it changed is the named model loaded, verified and smoke-tested.
+A model that fails any step is refused: the old one keeps serving and the reason is
+logged and reported by `/ready`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tickml import schema
+from tickml.registry import POINTER, LoadedModel, ModelRegistry, RegistryError
+
+log = logging.getLogger(__name__)
+_UNSEEN = object()  # the pointer signature before the first check
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """A production model this worker would not swap to, and why."""
+
+    model: str
+    reason: str
+    at: str
+
+
+class ModelHolder:
+    """The current model of one worker, reloaded when the production pointer changes.
+
+    Args:
+        models_dir: the registry root.
+        reload_interval: least number of seconds between two looks at the pointer.
+        on_change: called with each newly loaded model (metrics use it).
+        on_refuse: called after each refused model.
+        clock: monotonic clock, replaceable in tests.
+    """
+
+    def __init__(self, models_dir: Path, reload_interval: float,
+                 on_change: Callable[[LoadedModel], None] | None = None,
+                 on_refuse: Callable[[], None] | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.registry = ModelRegistry(models_dir)
+        self.reload_interval = reload_interval
+        self._on_change = on_change
+        self._on_refuse = on_refuse
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._model: LoadedModel | None = None
+        self._signature: object = _UNSEEN
+        self._next_check = 0.0
+        self.loaded_at: str | None = None
+        self.problem: str | None = None  # why there is no model at all
+        self.refusal: Refusal | None = None
+        self.reloads = 0
+
+    @property
+    def model(self) -> LoadedModel | None:
+        """The model now served, without looking at the pointer."""
+        return self._model
+
+    def current(self) -> LoadedModel | None:
+        """The model to serve this request with; looks for a new one when due."""
+        if self._clock() >= self._next_check:
+            self.refresh()
+        return self._model
+
+    def refresh(self, wait: bool = False) -> None:
+        """Look at the pointer and swap to the model it names if that changed.
+
+        Args:
+            wait: block until another thread's check is done instead of skipping.
+        """
+        # One thread checks; the others keep serving the current model meanwhile.
+        if not self._lock.acquire(blocking=wait):
+            return
+        try:
+            self._next_check = self._clock() + self.reload_interval
+            signature = self._pointer_signature()
+            if signature != self._signature:
+                self._signature = signature
+                self._follow_pointer()
+        finally:
+            self._lock.release()
+
+    def status(self) -> dict[str, Any]:
+        """What `/ready` reports: the model served, or why none is, and any refusal."""
+        model = self._model
+        return {
+            "status": "ready" if model is not None else "not_ready",
+            "model": None if model is None else model_summary(model),
+            "loaded_at": self.loaded_at,
+            "reason": self.problem if model is None else None,
+            "refused": None if self.refusal is None else vars(self.refusal),
+            "pid": os.getpid(),
+        }
+
+    def _pointer_signature(self) -> tuple[int, int, int] | None:
+        try:
+            stat = (self.registry.root / POINTER).stat()
+        except FileNotFoundError:
+            return None
+        return (stat.st_ino, stat.st_mtime_ns, stat.st_size)
+
+    def _follow_pointer(self) -> None:
+        try:
+            ref = self.registry.production()
+        except RegistryError as exc:
+            self._refuse("production pointer", str(exc))
+            return
+        if ref is None:
+            if self._model is None:
+                self.problem = (f"no production model in {self.registry.root} yet; it is "
+                                "picked up as soon as one is promoted")
+            else:  # the pointer vanished: serving on beats serving nothing
+                log.warning("the production pointer disappeared; still serving %s",
+                            self._model.ref)
+            return
+        if self._model is not None and ref == self._model.ref:
+            self.refusal = None  # back to the model in service: nothing is refused any more
+            return
+        try:
+            model = self.registry.load(ref)
+            check_usable(model)
+        except Exception as exc:  # any failure means this model must not serve
+            self._refuse(str(ref), str(exc))
+            return
+        self._swap(model)
+
+    def _swap(self, model: LoadedModel) -> None:
+        previous = self._model
+        self._model = model  # one reference assignment: atomic for every reader
+        self.loaded_at = _now()
+        self.problem = None
+        self.refusal = None
+        self.reloads += 1
+        log.info("serving %s (threshold %.4f)%s", model.ref, model.threshold,
+                 "" if previous is None else f", replacing {previous.ref}")
+        if self._on_change is not None:
+            self._on_change(model)
+
+    def _refuse(self, what: str, reason: str) -> None:
+        self.refusal = Refusal(what, reason, _now())
+        if self._model is None:
+            self.problem = f"{what} was refused: {reason}"
+        keeping = "nothing" if self._model is None else str(self._model.ref)
+        log.error("refused %s, still serving %s: %s", what, keeping, reason)
+        if self._on_refuse is not None:
+            self._on_refuse()
+
+
+def check_usable(model: LoadedModel) -> None:
+    """Raise ValueError unless the model takes schema rows and returns probabilities."""
+    columns = model.metadata.get("columns")
+    if columns != list(schema.FEATURES):
+        raise ValueError(f"its columns {columns} are not the schema's {list(schema.FEATURES)}")
+    if not 0.0 <= model.threshold <= 1.0:
+        raise ValueError(f"its threshold {model.threshold} is not a probability")
+    probabilities = predict_probabilities(model, np.zeros((2, len(schema.FEATURES))))
+    if probabilities.shape != (2,) or not np.all((probabilities >= 0) & (probabilities <= 1)):
+        raise ValueError(f"it returned {probabilities!r} for two rows, not two probabilities")
+
+
+def predict_probabilities(model: LoadedModel, matrix: np.ndarray) -> np.ndarray:
+    """Fraud probability per row of a schema-order float64 matrix (empty for no rows)."""
+    if len(matrix) == 0:
+        return np.empty(0)
+    return np.asarray(model.pipeline.predict_proba(matrix)[:, 1], dtype=np.float64)
+
+
+def model_summary(model: LoadedModel) -> dict[str, Any]:
+    """Name, version and threshold: what every prediction response names."""
+    ref = model.ref
+    return {"name": ref.name, "version": ref.version, "threshold": model.threshold}
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
