@@ -25,8 +25,10 @@ $(STAMP): pyproject.toml requirements.lock
 install: $(STAMP) ## Create the virtual environment and install tickml with its locked dependencies
 
 .PHONY: lock
-lock: ## Re-resolve requirements.lock from pyproject.toml
+lock: ## Re-resolve requirements.lock (dev) and the container's compose/tickml/requirements.txt
 	$(BIN)/uv pip compile pyproject.toml --extra dev --python-version 3.11 --quiet -o requirements.lock
+	$(BIN)/uv pip compile pyproject.toml --extra notebooks --python-version 3.11 --quiet \
+		-o compose/tickml/requirements.txt
 
 .PHONY: lint
 lint: $(STAMP) ## Lint with ruff

@@ -11,7 +11,14 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from tickml import schema
+from tickml.api.commands import bench_api, serve
 from tickml.config import get_settings
+from tickml.generator_command import generate as generate_command
+from tickml.lab import lab
+from tickml.stack import commands as stack_commands
+from tickml.stream_commands import rescore_command, tasks_app
+from tickml.stream_commands import watchdog as watchdog_command
+from tickml.udf.commands import udf as udf_command
 
 app = typer.Typer(
     help="tickml: train a fraud model, serve it, and score a live stream on the TICK stack.",
@@ -20,8 +27,24 @@ app = typer.Typer(
 )
 data_app = typer.Typer(help="Prepare the transaction dataset.", no_args_is_help=True)
 models_app = typer.Typer(help="Inspect and promote models in the registry.", no_args_is_help=True)
+bench_app = typer.Typer(help="Measure speed; figures go to benchmarks/results/.",
+                        no_args_is_help=True)
 app.add_typer(data_app, name="data")
 app.add_typer(models_app, name="models")
+app.add_typer(bench_app, name="bench")
+app.command("serve")(serve)
+bench_app.command("api")(bench_api)
+app.command("udf")(udf_command)
+app.add_typer(tasks_app, name="tasks")
+app.command("watchdog")(watchdog_command)
+app.command("rescore")(rescore_command)
+app.command("generate")(generate_command)
+app.command("lab")(lab)
+app.command("bootstrap")(stack_commands.bootstrap)
+app.command("up")(stack_commands.up)
+app.command("down")(stack_commands.down)
+app.command("status")(stack_commands.status)
+bench_app.command("pipeline")(stack_commands.bench_pipeline)
 console = Console(stderr=True)
 
 

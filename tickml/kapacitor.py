@@ -20,7 +20,9 @@ import requests
 log = logging.getLogger(__name__)
 #: tickml's tasks, in the order they are defined (scoring before its alerts).
 TASKS: dict[str, str] = {"fraud_scoring": "fraud_scoring.tick",
-                         "fraud_alerts": "fraud_alerts.tick"}
+                         "fraud_alerts": "fraud_alerts.tick",
+                         # Kapacitor's own statistics into `_kapacitor` (Stack health).
+                         "kapacitor_stats": "kapacitor_stats.tick"}
 
 
 class KapacitorError(RuntimeError):

@@ -199,14 +199,16 @@ class ConnectionHandler:
         results = iter(self._predict(client, [p.features for p in valid]) if valid else [])
         now = time.time_ns()
         self.stats.batches += 1
+        responses = []
         for pending in batch:
             result = pending.reason if pending.reason is not None else next(results)
             if isinstance(result, str):
                 self._count_unscored(result)
-                self._send(unscored_point(pending.point, result, now))
+                responses.append(unscored_point(pending.point, result, now))
             else:
                 self.stats.scored += 1
-                self._send(scored_point(pending.point, *result, now))
+                responses.append(scored_point(pending.point, *result, now))
+        self._send(*responses)  # one write for the whole batch, in arrival order
 
     def _predict(self, client: PredictClient, rows: list[list[float]]) -> list[tuple | str]:
         """Per row: (probability, verdict, model, version), or the reason it failed."""
@@ -226,15 +228,16 @@ class ConnectionHandler:
         self.stats.reasons[reason] = self.stats.reasons.get(reason, 0) + 1
 
     # -- writing and closing ---------------------------------------------------------
-    def _send(self, response: udf_pb2.Response) -> None:
-        if response.WhichOneof("message") is None:  # an empty Response crashes kapacitord
+    def _send(self, *responses: udf_pb2.Response) -> None:
+        if any(r.WhichOneof("message") is None for r in responses):
+            # An empty Response crashes kapacitord itself, not just the task.
             raise ValueError("refusing to send a Response without a message")
-        frame = encode_frame(response)
+        frames = b"".join(encode_frame(r) for r in responses)
         with self._write_lock:
             if self._broken.is_set():
                 return
             try:
-                self.sock.sendall(frame)
+                self.sock.sendall(frames)
             except OSError as exc:
                 log.error("%s: Kapacitor went away: %s", self.name, exc)
                 self._broken.set()

@@ -1,0 +1,86 @@
+"""The native stack (`tickml up`) in a throw-away folder on free ports."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tickml.config import Settings
+from tickml.influx import InfluxClient
+from tickml.stack.native import NativeStack
+from tickml.stack.services import free_port, short_socket_path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def native_environment(directory: Path, project: Settings) -> dict[str, str]:
+    """TICKML_* variables for a stack in `directory`, reusing a prepared project."""
+    influx, kapacitor, api = free_port(), free_port(), free_port()
+    return {
+        "TICKML_ROOT": str(directory),
+        "TICKML_DATA_DIR": str(project.data_dir),
+        "TICKML_MODELS_DIR": str(project.models_dir),
+        "TICKML_KAPACITOR_SCRIPTS": str(ROOT / "compose" / "kapacitor"),
+        "TICKML_INFLUX_URL": f"http://127.0.0.1:{influx}",
+        "TICKML_KAPACITOR_URL": f"http://127.0.0.1:{kapacitor}",
+        "TICKML_API_BIND": f"127.0.0.1:{api}",
+        "TICKML_API_URL": f"http://127.0.0.1:{api}",
+        "TICKML_UDF_SOCKET": str(short_socket_path(directory)),
+        "TICKML_WATCHDOG_INTERVAL": "0.5",
+        "TICKML_API_RELOAD_INTERVAL": "0.5",
+    }
+
+
+@pytest.fixture(scope="module")
+def native(small_project: Settings, tmp_path_factory: pytest.TempPathFactory
+           ) -> Iterator[NativeStack]:
+    directory = tmp_path_factory.mktemp("native")
+    with pytest.MonkeyPatch.context() as patch:
+        for key, value in native_environment(directory, small_project).items():
+            patch.setenv(key, value)
+        stack = NativeStack(Settings.from_env(), generator_rate=40, fraud_share=0.05)
+        try:
+            stack.up(report=lambda _: None)
+            yield stack
+        finally:
+            stack.down()
+
+
+def influx_of(stack: NativeStack) -> InfluxClient:
+    return InfluxClient(stack.settings.influx_url, stack.settings.influx_db)
+
+
+def counts(influx: InfluxClient) -> dict[str, int]:
+    """Transactions, points in `scored`, and of those the scored and unscored ones."""
+    return {
+        "transactions": influx.count("transactions", "Amount"),
+        "scored_points": influx.count("scored", "Amount"),
+        "scored": influx.count("scored", "fraud_probability", "scored = true"),
+        "unscored": influx.count("scored", "Amount", "scored = false"),
+    }
+
+
+def wait_until(condition, timeout: float, interval: float = 0.5) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(interval)
+    return False
+
+
+def wait_until_settled(influx: InfluxClient, timeout: float = 60) -> dict[str, int]:
+    """Counts once they stop changing (the pipeline has drained)."""
+    previous, stable_since = None, time.monotonic()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        current = counts(influx)
+        if current != previous:
+            previous, stable_since = current, time.monotonic()
+        elif time.monotonic() - stable_since >= 4:
+            return current
+        time.sleep(0.5)
+    return previous or counts(influx)

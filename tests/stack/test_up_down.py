@@ -1,0 +1,72 @@
+"""`./up.sh --local` from a fresh clone brings the pipeline up; `./down.sh` stops it all."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+from pathlib import Path
+
+import psutil
+import pytest
+
+from tickml.influx import InfluxClient
+from tickml.stack.services import free_port
+
+from .conftest import wait_until
+
+ROOT = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.timeout(900)
+
+
+def fresh_clone(directory: Path) -> Path:
+    clone = directory / "tickml"
+    subprocess.run(["git", "clone", "--quiet", str(ROOT), str(clone)], check=True, timeout=120)
+    return clone
+
+
+def write_env(clone: Path) -> dict[str, int]:
+    """A .env on free ports (up.sh keeps an existing .env and fills in only secrets)."""
+    ports = {"INFLUXDB_PORT": free_port(), "KAPACITOR_PORT": free_port(),
+             "API_PORT": free_port()}
+    text = (clone / ".env.example").read_text()
+    for name, port in ports.items():
+        text = re.sub(rf"^{name}=.*$", f"{name}={port}", text, flags=re.MULTILINE)
+    (clone / ".env").write_text(text)
+    return ports
+
+
+def supervised_processes(clone: Path) -> list[psutil.Process]:
+    pid = int((clone / "run" / "supervisord.pid").read_text())
+    supervisor = psutil.Process(pid)
+    return [supervisor, *supervisor.children(recursive=True)]
+
+
+def test_up_sh_runs_the_pipeline_from_a_fresh_clone_and_down_sh_leaves_no_process(
+    tmp_path: Path,
+) -> None:
+    clone = fresh_clone(tmp_path)
+    ports = write_env(clone)
+    env = {**os.environ, "TICKML_DEMO_ROWS": "20000"}
+    env = {k: v for k, v in env.items() if not k.startswith("TICKML_") or k == "TICKML_DEMO_ROWS"}
+    up = subprocess.run(["./up.sh", "--local"], cwd=clone, env=env, capture_output=True,
+                        text=True, timeout=900)
+    assert up.returncode == 0, up.stdout + up.stderr
+    assert "kapacitord: ready" in up.stdout and "tasks: fraud_scoring" in up.stdout
+    processes = supervised_processes(clone)
+    try:
+        influx = InfluxClient(f"http://127.0.0.1:{ports['INFLUXDB_PORT']}", "fraud")
+        assert wait_until(lambda: influx.count("scored", "fraud_probability") >= 10, timeout=60), \
+            "transactions flow into `scored` within seconds"
+        again = subprocess.run(["./up.sh", "--local"], cwd=clone, env=env, capture_output=True,
+                               text=True, timeout=300)
+        assert again.returncode == 0, again.stdout + again.stderr
+        assert [p.pid for p in supervised_processes(clone)][:1] == [processes[0].pid]
+        influx.close()
+    finally:
+        down = subprocess.run(["./down.sh"], cwd=clone, env=env, capture_output=True,
+                              text=True, timeout=300)
+    assert down.returncode == 0, down.stdout + down.stderr
+    _, alive = psutil.wait_procs(processes, timeout=30)
+    assert not alive, f"left behind: {[(p.pid, p.name()) for p in alive]}"
+    assert (clone / "run" / "influxdb").is_dir(), "down.sh keeps the data"

@@ -1,0 +1,247 @@
+"""`tickml up` / `tickml down`: the whole stack as local processes under supervisord.
+
+supervisord (a well-kept process manager) owns every process: it gives each a
+log file under `run/logs/`, keeps its pid, and restarts it when it dies, as
+compose's restart policy would. `tickml up` starts the programs one by one in
+dependency order and waits until each is ready before starting the next:
+influxd, then the model API, the UDF agent (kapacitord refuses to start without
+its socket), kapacitord, the task definitions, the watchdog and the generator.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import xmlrpc.client
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlparse
+
+from supervisor.xmlrpc import SupervisorTransport
+
+from tickml.config import Settings
+from tickml.influx import InfluxClient
+from tickml.kapacitor import KapacitorClient, define_tasks, read_scripts
+from tickml.stack.binaries import find_binary
+from tickml.stack.configs import InfluxConfig, KapacitorConfig, write_config
+from tickml.stack.services import TICKML, http_ok, socket_accepts
+
+STATE_DIRS = ("influxdb", "kapacitor")
+
+
+class StackError(RuntimeError):
+    """The stack could not start or stop; the message names the service and its log."""
+
+
+@dataclass(frozen=True)
+class Program:
+    """One supervised process and how to tell that it is ready."""
+
+    name: str
+    command: list[str]
+    ready: Callable[[], bool]
+    timeout: float = 90.0
+
+
+@dataclass(frozen=True)
+class NativeStack:
+    """The native stack for one project folder (`settings.run_dir` holds its state)."""
+
+    settings: Settings
+    generator_rate: float = 5.0
+    fraud_share: float = 0.02
+    with_jupyter: bool = False
+    jupyter_port: int = 10000
+
+    # -- paths and ports -------------------------------------------------------------
+    @property
+    def run_dir(self) -> Path:
+        return self.settings.run_dir
+
+    @property
+    def logs(self) -> Path:
+        return self.run_dir / "logs"
+
+    @property
+    def control_socket(self) -> Path:
+        return self.run_dir / "supervisor.sock"
+
+    @property
+    def influx(self) -> InfluxConfig:
+        port = urlparse(self.settings.influx_url).port or 8086
+        return InfluxConfig(self.run_dir / "influxdb", http_port=port, rpc_port=port + 2)
+
+    @property
+    def kapacitor(self) -> KapacitorConfig:
+        return KapacitorConfig(self.run_dir / "kapacitor", influx_url=self.influx.url,
+                               udf_socket=self.settings.udf_socket,
+                               http_port=urlparse(self.settings.kapacitor_url).port or 9092)
+
+    def ports(self) -> dict[str, int]:
+        ports = {"influxd": self.influx.http_port, "kapacitord": self.kapacitor.http_port,
+                 "api": int(self.settings.api_bind.rsplit(":", 1)[1])}
+        if self.with_jupyter:
+            ports["jupyter"] = self.jupyter_port
+        return ports
+
+    # -- programs --------------------------------------------------------------------
+    def programs(self) -> list[Program]:
+        s = self.settings
+        programs = [
+            Program("influxd", [str(find_binary("influxd")), "run", "-config",
+                                str(self.run_dir / "influxdb.conf")],
+                    lambda: http_ok(f"{self.influx.url}/ping")),
+            Program("api", [TICKML, "serve", "--bind", s.api_bind],
+                    lambda: http_ok(f"{s.api_url}/ready")),
+            Program("udf", [TICKML, "udf", "--socket", str(s.udf_socket), "--api-url", s.api_url],
+                    lambda: socket_accepts(s.udf_socket)),
+            Program("kapacitord", [str(find_binary("kapacitord")), "run", "-config",
+                                   str(self.run_dir / "kapacitor.conf")],
+                    lambda: http_ok(f"{self.kapacitor.url}/kapacitor/v1/ping"), timeout=150),
+            Program("watchdog", [TICKML, "watchdog"], lambda: True),
+            Program("generator", [TICKML, "generate", "--rate", str(self.generator_rate),
+                                  "--fraud-share", str(self.fraud_share)], lambda: True),
+        ]
+        if self.with_jupyter:
+            programs.append(Program("jupyter", [TICKML, "lab", "--bind",
+                                                f"127.0.0.1:{self.jupyter_port}"],
+                                    lambda: http_ok(f"http://127.0.0.1:{self.jupyter_port}/api")))
+        return programs
+
+    def supervisord_conf(self) -> str:
+        sections = [f"""\
+[unix_http_server]
+file = {self.control_socket}
+chmod = 0700
+
+[supervisord]
+logfile = {self.logs / 'supervisord.log'}
+pidfile = {self.run_dir / 'supervisord.pid'}
+childlogdir = {self.logs}
+directory = {self.settings.root}
+
+[rpcinterface:supervisor]
+supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface
+
+[supervisorctl]
+serverurl = unix://{self.control_socket}
+"""]
+        for program in self.programs():
+            sections.append(f"""
+[program:{program.name}]
+command = {' '.join(program.command)}
+autostart = false
+autorestart = true
+startsecs = 1
+stopwaitsecs = 20
+stopasgroup = true
+killasgroup = true
+redirect_stderr = true
+stdout_logfile = {self.logs / (program.name + '.log')}
+stdout_logfile_maxbytes = 10MB
+stdout_logfile_backups = 2
+""")
+        return "".join(sections)
+
+    # -- control ---------------------------------------------------------------------
+    def call(self, method: str, *args: object) -> object:
+        """Call one of supervisord's XML-RPC methods, e.g. call("stopProcess", "api")."""
+        transport = SupervisorTransport(None, None, f"unix://{self.control_socket}")
+        with xmlrpc.client.ServerProxy("http://127.0.0.1", transport=transport) as proxy:
+            return getattr(proxy.supervisor, method)(*args)
+
+    def supervisor_running(self) -> bool:
+        if not self.control_socket.exists():
+            return False
+        try:
+            return self.call("getState")["statename"] == "RUNNING"
+        except (OSError, xmlrpc.client.Fault):
+            return False
+
+    def up(self, report: Callable[[str], None] = print) -> None:
+        """Start everything that is not running yet; harmless when already up."""
+        if not self.supervisor_running():
+            self._check_ports_free()
+            self._write_configs()
+            self._start_supervisord()
+        for program in self.programs():
+            if self.call("getProcessInfo", program.name)["statename"] != "RUNNING":
+                self.call("startProcess", program.name, False)
+            self._wait_ready(program)
+            report(f"{program.name}: ready")
+            if program.name == "influxd":
+                InfluxClient(self.influx.url, self.settings.influx_db).create_database()
+            if program.name == "kapacitord":
+                actions = define_tasks(KapacitorClient(self.kapacitor.url),
+                                       read_scripts(self.settings.kapacitor_scripts))
+                report("tasks: " + ", ".join(f"{k} {v}" for k, v in actions.items()))
+
+    def _check_ports_free(self) -> None:
+        for name, port in self.ports().items():
+            with socket.socket() as probe:
+                if probe.connect_ex(("127.0.0.1", port)) == 0:
+                    raise StackError(f"port {port} ({name}) is already in use: stop what "
+                                     f"listens there or set another port in .env")
+
+    def _write_configs(self) -> None:
+        self.logs.mkdir(parents=True, exist_ok=True)
+        self.settings.udf_socket.parent.mkdir(parents=True, exist_ok=True)
+        write_config(self.run_dir / "influxdb.conf", self.influx.render())
+        write_config(self.run_dir / "kapacitor.conf", self.kapacitor.render())
+        write_config(self.run_dir / "supervisord.conf", self.supervisord_conf())
+
+    def _start_supervisord(self) -> None:
+        subprocess.run([sys.executable, "-m", "supervisor.supervisord", "-c",
+                        str(self.run_dir / "supervisord.conf")], check=True)
+        deadline = time.monotonic() + 20
+        while not self.supervisor_running():
+            if time.monotonic() > deadline:
+                raise StackError(f"supervisord did not start; see {self.logs / 'supervisord.log'}")
+            time.sleep(0.1)
+
+    def _wait_ready(self, program: Program) -> None:
+        deadline = time.monotonic() + program.timeout
+        while time.monotonic() < deadline:
+            state = self.call("getProcessInfo", program.name)["statename"]
+            if state == "FATAL":  # supervisord gave up restarting it
+                break
+            if state == "RUNNING" and program.ready():
+                return
+            time.sleep(0.2)
+        raise StackError(f"{program.name} is not healthy; read {self.logs / program.name}.log")
+
+    def status(self) -> dict[str, str]:
+        """Each program's supervisor state, or an empty dict when the stack is down."""
+        if not self.supervisor_running():
+            return {}
+        infos = self.call("getAllProcessInfo")
+        return {info["name"]: info["statename"] for info in infos}
+
+    def down(self, wipe: bool = False) -> None:
+        """Stop every process `up` started (keeping data unless `wipe`)."""
+        pid_file = self.run_dir / "supervisord.pid"
+        if self.supervisor_running():
+            pid = int(pid_file.read_text())
+            with contextlib.suppress(OSError, xmlrpc.client.Fault):
+                self.call("shutdown")
+            _wait_for_exit(pid, timeout=60)
+        if wipe:
+            for name in (*STATE_DIRS, "logs"):
+                shutil.rmtree(self.run_dir / name, ignore_errors=True)
+
+
+def _wait_for_exit(pid: int, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.1)
+    raise StackError(f"supervisord (pid {pid}) did not exit within {timeout:.0f}s")
