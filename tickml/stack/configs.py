@@ -106,6 +106,8 @@ skip-config-overrides = true
   name = "default"
   urls = ["{self.influx_url}"]
   subscription-protocol = "http"
+  # influxDBOut writes stay on this machine or network: gzip would only cost CPU.
+  compression = "none"
   kapacitor-hostname = "127.0.0.1"
   http-port = {self.http_port}
   # Notice new databases quickly (the default is a minute).
