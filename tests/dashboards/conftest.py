@@ -21,16 +21,8 @@ from tickml.config import Settings
 from tickml.data.prepare import load_split
 from tickml.generator import transaction_lines
 from tickml.influx import InfluxClient, InfluxError
-from tickml.kapacitor import KapacitorClient, define_tasks, read_scripts, task_vars
-from tickml.stack.process import Service
-from tickml.stack.services import (
-    influx_client,
-    short_socket_path,
-    start_agent,
-    start_api,
-    start_influxd,
-    start_kapacitord,
-)
+from tickml.kapacitor import TASKS, KapacitorClient
+from tickml.stack.services import local_pipeline
 
 ROOT = Path(__file__).resolve().parents[2]
 GRAFANA = ROOT / "compose" / "grafana"
@@ -102,31 +94,14 @@ def wait_until(condition: Callable[[], bool], timeout: float) -> bool:
 @pytest.fixture(scope="module")
 def dashboard_run(small_project: Settings, tmp_path_factory: pytest.TempPathFactory
                   ) -> Iterator[DashboardRun]:
-    directory = tmp_path_factory.mktemp("dashboards")
-    services: list[Service] = []
-    try:
-        influxd, influx_config = start_influxd(directory)
-        services.append(influxd)
-        influx = influx_client(influx_config)
-        influx.create_database()
-        api = start_api(small_project, directory)
-        services.append(api)
-        socket_path = short_socket_path(directory)
-        services.append(start_agent(small_project, directory, socket_path, api.url))
-        kapacitord, kapacitor_config = start_kapacitord(directory, influx_config.url,
-                                                        socket_path)
-        services.append(kapacitord)
-        kapacitor = KapacitorClient(kapacitor_config.url)
-        alert_log = directory / "alerts.log"
-        scripts = {**read_scripts(SCRIPTS),
-                   "kapacitor_stats": (SCRIPTS / "kapacitor_stats.tick").read_text()}
-        define_tasks(kapacitor, scripts,
-                     {"fraud_alerts": task_vars({"alert_log": str(alert_log)})})
+    with local_pipeline(small_project, tmp_path_factory.mktemp("dashboards"),
+                        scripts_dir=SCRIPTS) as pipeline:
+        influx, kapacitord = pipeline.influx, pipeline.kapacitord
         start_ms = int(time.time() * 1000)
         rows = run_rows(load_split(small_project, "test"))
         sent = write_run(influx, rows)
-        run = DashboardRun(influx, kapacitor, start_ms, sent, int(rows["Class"].sum()),
-                           alert_log)
+        run = DashboardRun(influx, pipeline.kapacitor, start_ms, sent,
+                           int(rows["Class"].sum()), pipeline.alert_log)
         if not wait_until(lambda: run.count('SELECT count("scored") FROM "scored"') >= sent, 60):
             pytest.fail(f"{sent} points never all reached scored:\n{kapacitord.log_tail()}")
         # The tests compare alerts with flagged points; give the last alerts a moment.
@@ -136,9 +111,6 @@ def dashboard_run(small_project: Settings, tmp_path_factory: pytest.TempPathFact
         if not wait_until(lambda: all(
                 run.count(f'SELECT count("emitted") FROM "_kapacitor"."autogen"."edges" '
                           f"WHERE \"task\" = '{task}' AND \"parent\" =~ /^from/") >= 2
-                for task in scripts), 45):
+                for task in TASKS), 45):
             pytest.fail(f"Kapacitor statistics never reached InfluxDB:\n{kapacitord.log_tail()}")
         yield run
-    finally:
-        for service in reversed(services):
-            service.stop()

@@ -30,13 +30,7 @@ from tickml.generator import transaction_lines
 from tickml.influx import InfluxClient
 from tickml.kapacitor import KapacitorClient, define_tasks, read_scripts
 from tickml.stack.process import Service
-from tickml.stack.services import (
-    short_socket_path,
-    start_agent,
-    start_api,
-    start_influxd,
-    start_kapacitord,
-)
+from tickml.stack.services import local_pipeline
 
 MODES = {"micro-batched": (200, "50ms"), "batch size 1": (1, "0s")}
 
@@ -58,32 +52,17 @@ def run_pipeline_benchmark(settings: Settings, burst: int, naive_burst: int, rat
                            seconds: float) -> list[ModeResult]:
     """Measure both agent settings on one freshly started stack."""
     rows = load_split(settings, "test")
-    with tempfile.TemporaryDirectory(prefix="tickml-bench-") as tmp:
-        directory = Path(tmp)
-        services: list[Service] = []
-        try:
-            influxd, influx_config = start_influxd(directory)
-            services.append(influxd)
-            influx = InfluxClient(influx_config.url, "fraud", timeout=60)
-            influx.create_database()
-            api = start_api(settings, directory, workers=2)
-            services.append(api)
-            socket_path = short_socket_path(directory)
-            services.append(start_agent(settings, directory, socket_path, api.url))
-            kapacitord, kapacitor_config = start_kapacitord(directory, influx_config.url,
-                                                            socket_path)
-            services.append(kapacitord)
-            kapacitor = KapacitorClient(kapacitor_config.url)
-            results = []
-            for mode, (batch_size, max_wait) in MODES.items():
-                _use_batching(kapacitor, settings, batch_size, max_wait)
-                size = burst if batch_size > 1 else naive_burst
-                results.append(_measure(mode, batch_size, influx, rows, size, rate, seconds,
-                                        {s.name: s for s in services}))
-            return results
-        finally:
-            for service in reversed(services):
-                service.stop()
+    with tempfile.TemporaryDirectory(prefix="tickml-bench-") as tmp, \
+            local_pipeline(settings, Path(tmp), api_workers=2) as pipeline:
+        services = {s.name: s for s in (pipeline.influxd, pipeline.api, pipeline.agent,
+                                        pipeline.kapacitord)}
+        results = []
+        for mode, (batch_size, max_wait) in MODES.items():
+            _use_batching(pipeline.kapacitor, settings, batch_size, max_wait)
+            size = burst if batch_size > 1 else naive_burst
+            results.append(_measure(mode, batch_size, pipeline.influx, rows, size, rate,
+                                    seconds, services))
+        return results
 
 
 def _use_batching(kapacitor: KapacitorClient, settings: Settings, batch_size: int,

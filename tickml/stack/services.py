@@ -11,12 +11,16 @@ import os
 import shutil
 import socket
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import requests
 
 from tickml.config import Settings
 from tickml.influx import InfluxClient
+from tickml.kapacitor import KapacitorClient, define_tasks, read_scripts, task_vars
 from tickml.stack.binaries import find_binary
 from tickml.stack.configs import InfluxConfig, KapacitorConfig, write_config
 from tickml.stack.process import Service
@@ -118,3 +122,81 @@ def short_socket_path(directory: Path) -> Path:
     short = Path(f"/tmp/tickml-{os.getpid()}-{free_port()}")
     short.mkdir()
     return short / "fraud.sock"
+
+
+@dataclass
+class LocalPipeline:
+    """A running stream on free ports: influxd → kapacitord → agent → API."""
+
+    settings: Settings
+    directory: Path
+    influxd: Service
+    api: Service
+    agent: Service
+    kapacitord: Service
+    influx: InfluxClient
+    kapacitor: KapacitorClient
+    socket_path: Path
+    alert_log: Path
+
+    def restart_api(self) -> None:
+        """Start the API again on its old port (after `api.stop()`)."""
+        port = int(self.api.url.rsplit(":", 1)[1])
+        self.api = start_api(self.settings, self.directory, port)
+
+    def restart_agent(self) -> None:
+        """Start the agent again on its socket (after it died or was stopped)."""
+        self.agent = start_agent(self.settings, self.directory, self.socket_path, self.api.url)
+
+    def stop(self) -> None:
+        for service in (self.kapacitord, self.agent, self.api, self.influxd):
+            service.stop()
+        self.influx.close()
+        self.kapacitor.close()
+
+
+@contextmanager
+def local_pipeline(
+    settings: Settings,
+    directory: Path,
+    *,
+    scripts_dir: Path | None = None,
+    task_variables: dict[str, dict] | None = None,
+    api_workers: int = 1,
+) -> Iterator[LocalPipeline]:
+    """Start the whole stream for `settings`' model and define tickml's tasks.
+
+    Services start in dependency order (the agent before kapacitord, which needs its
+    socket; the database before kapacitord, so it subscribes at startup) and are
+    stopped when the block ends, whatever happens inside it.
+    """
+    started: list[Service] = []
+    try:
+        influxd, influx_config = start_influxd(directory)
+        started.append(influxd)
+        influx = influx_client(influx_config, settings.influx_db)
+        influx.create_database()
+        api = start_api(settings, directory, workers=api_workers)
+        started.append(api)
+        socket_path = short_socket_path(directory)
+        agent = start_agent(settings, directory, socket_path, api.url)
+        started.append(agent)
+        kapacitord, kapacitor_config = start_kapacitord(directory, influx_config.url,
+                                                        socket_path)
+        started.append(kapacitord)
+        kapacitor = KapacitorClient(kapacitor_config.url)
+        alert_log = directory / "alerts.log"
+        variables = {"fraud_alerts": task_vars({"alert_log": str(alert_log)}),
+                     **(task_variables or {})}
+        define_tasks(kapacitor, read_scripts(scripts_dir or settings.kapacitor_scripts),
+                     variables)
+        pipeline = LocalPipeline(settings, directory, influxd, api, agent, kapacitord, influx,
+                                 kapacitor, socket_path, alert_log)
+        started.clear()  # from here on the pipeline stops its own, possibly restarted, services
+        try:
+            yield pipeline
+        finally:
+            pipeline.stop()
+    finally:
+        for service in reversed(started):
+            service.stop()
