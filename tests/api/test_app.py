@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -42,9 +43,25 @@ def test_limits_and_values(client: FlaskClient, body: dict, status: int,
         assert response.json["error"]["code"] == code
 
 
-def test_a_huge_integer_is_named(client: FlaskClient) -> None:
-    error = client.post("/predict", json={**ZERO, "V3": 10 ** 400}).json["error"]
+# an integer just beyond float64 parses as the largest float: refused, as documented
+@pytest.mark.parametrize("huge", [10 ** 400, -10 ** 400, int(sys.float_info.max) + 1,
+                                  sys.float_info.max])
+def test_a_number_beyond_the_documented_range_is_named(client: FlaskClient,
+                                                      huge: float) -> None:
+    error = client.post("/predict", json={**ZERO, "V3": huge}).json["error"]
     assert error["field"] == "V3" and "too large for a 64-bit float" in error["message"]
+
+
+def test_a_huge_integer_in_a_v2_tensor_is_named(client: FlaskClient) -> None:
+    data = [0.0] * len(schema.FEATURES)
+    data[3] = int(sys.float_info.max) + 1
+    body = {"inputs": [{"name": "transactions", "shape": [1, len(data)], "datatype": "FP64",
+                        "data": data}]}
+    name = client.get("/model").json["name"]
+    response = client.post(f"/v2/models/{name}/infer", json=body)
+    assert response.status_code == 400
+    assert "too large for a 64-bit float" in response.json["error"]
+    assert response.json["details"]["field"] == "V3"
 
 
 def test_without_a_registry_the_app_starts_and_says_why(tmp_path: Path) -> None:

@@ -11,8 +11,8 @@ from typing import Any
 
 from tickml import __version__, schema
 from tickml.api.errors import HTTP_CODES
+from tickml.api.validation import FLOAT64_LIMIT
 
-FLOAT64_MAX = 1.7976931348623157e308
 ERROR_CODES = sorted({*HTTP_CODES.values(), "malformed_json", "missing_field", "invalid_value",
                       "non_finite_value", "too_many_instances", "invalid_shape",
                       "invalid_datatype", "model_not_found", "model_unavailable",
@@ -160,7 +160,8 @@ def _ref(name: str) -> dict[str, str]:
 
 
 def _schemas(max_instances: int) -> dict[str, Any]:
-    number = {"type": "number", "minimum": -FLOAT64_MAX, "maximum": FLOAT64_MAX}
+    number = {"type": "number", "minimum": -FLOAT64_LIMIT, "exclusiveMinimum": True,
+              "maximum": FLOAT64_LIMIT, "exclusiveMaximum": True}
     error_details = {
         "code": {"type": "string", "enum": ERROR_CODES},
         "field": {"type": "string", "nullable": True},

@@ -21,7 +21,7 @@ from tickml import __version__, schema
 from tickml.api.errors import ApiError, json_response
 from tickml.api.holder import predict_probabilities
 from tickml.api.state import api_state, require_model
-from tickml.api.validation import N_FEATURES, check_number, parse_json
+from tickml.api.validation import FLOAT64_LIMIT, N_FEATURES, check_number, parse_json
 from tickml.registry import LoadedModel
 
 bp = Blueprint("v2", __name__, url_prefix="/v2")
@@ -259,12 +259,11 @@ def _check_value(value: Any, position: int) -> None:
 
 
 def _check_finite(matrix: np.ndarray) -> None:
-    bad = ~np.isfinite(matrix)
+    bad = ~(np.abs(matrix) < FLOAT64_LIMIT)  # NaN compares False
     if bad.any():
         row, column = (int(i) for i in np.argwhere(bad)[0])
         name = schema.FEATURES[column]
-        raise ApiError(400, "non_finite_value", f"inputs[0] row {row}, {name}: "
-                       f"{matrix[row, column]!r} is not a finite number", field=name, index=row)
+        check_number(float(matrix[row, column]), f"inputs[0] row {row}, {name}", name, row)
 
 
 def _object(value: Any, label: str) -> dict[str, Any]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 from itertools import chain
 from operator import itemgetter
 from typing import Any
@@ -24,6 +25,9 @@ N_FEATURES = len(FEATURES)
 _ROW = itemgetter(*FEATURES)
 _NUMBER_TYPES = frozenset({int, float})
 _BATCH_KEY = "instances"
+# JSON parsers round an integer literal just beyond float64's range down to its largest
+# value, so the accepted range stops short of that value: what is accepted is exact.
+FLOAT64_LIMIT = sys.float_info.max
 
 
 def parse_json(body: bytes) -> Any:
@@ -73,7 +77,7 @@ def rows_to_matrix(rows: list[Any], *, batch: bool) -> np.ndarray:
         values = list(chain.from_iterable(map(_ROW, rows)))
         if set(map(type, values)) <= _NUMBER_TYPES:
             matrix = np.array(values, dtype=np.float64).reshape(len(rows), N_FEATURES)
-            if np.isfinite(matrix).all():
+            if (np.abs(matrix) < FLOAT64_LIMIT).all():  # False for NaN too
                 return matrix
     except (KeyError, TypeError, OverflowError):
         pass
@@ -104,11 +108,13 @@ def check_number(value: Any, label: str, field: str, index: int | None) -> float
     try:
         number = float(value)
     except OverflowError:
-        raise ApiError(400, "invalid_value", f"{label}: {_show(value)} is too large for "
-                       "a 64-bit float", field=field, index=index) from None
-    if not math.isfinite(number):
+        number = math.inf
+    if math.isnan(number) or (math.isinf(number) and type(value) is float):
         raise ApiError(400, "non_finite_value", f"{label}: {_show(value)} is not a finite "
                        "number", field=field, index=index)
+    if abs(number) >= FLOAT64_LIMIT:
+        raise ApiError(400, "invalid_value", f"{label}: {_show(value)} is too large for "
+                       "a 64-bit float", field=field, index=index)
     return number
 
 
