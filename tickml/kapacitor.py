@@ -12,6 +12,7 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -110,13 +111,24 @@ def _checked(response: requests.Response, what: str) -> dict[str, Any]:
     return response.json() if response.content else {}
 
 
-def task_vars(values: Mapping[str, str | int | float]) -> dict[str, dict[str, Any]]:
-    """TICKscript `var` overrides in the task API's typed form."""
-    typed = {}
-    for name, value in values.items():
-        kind = "string" if isinstance(value, str) else "int" if isinstance(value, int) else "float"
-        typed[name] = {"type": kind, "value": value}
-    return typed
+def task_vars(values: Mapping[str, str | bool | int | float | timedelta]
+              ) -> dict[str, dict[str, Any]]:
+    """TICKscript `var` overrides in the task API's typed form.
+
+    Durations go as integer nanoseconds, the form Kapacitor hands back, so that a
+    definition read from Kapacitor compares equal to the one sent.
+    """
+    return {name: _typed_var(value) for name, value in values.items()}
+
+
+def _typed_var(value: str | bool | int | float | timedelta) -> dict[str, Any]:
+    if isinstance(value, timedelta):
+        return {"type": "duration", "value": round(value.total_seconds() * 1e9)}
+    if isinstance(value, str):
+        return {"type": "string", "value": value}
+    if isinstance(value, bool):
+        return {"type": "bool", "value": value}
+    return {"type": "int" if isinstance(value, int) else "float", "value": value}
 
 
 def read_scripts(scripts_dir: Path) -> dict[str, str]:
@@ -140,7 +152,8 @@ def define_tasks(
         if current is None:
             client.create(task_id, script, wanted_vars)
             actions[task_id] = "created"
-        elif current.script != script or _var_values(current.vars) != _var_values(wanted_vars):
+        elif (_layout_free(current.script) != _layout_free(script)
+              or _var_values(current.vars) != _var_values(wanted_vars)):
             client.update(task_id, script, wanted_vars)
             client.restart(task_id)
             actions[task_id] = "updated"
@@ -150,6 +163,12 @@ def define_tasks(
         else:
             actions[task_id] = "unchanged"
     return actions
+
+
+def _layout_free(script: str) -> list[str]:
+    # Kapacitor stores a reformatted script (it puts a blank line between `var`s, for
+    # one), so compare what the lines say, not how they are laid out.
+    return [line.strip() for line in script.splitlines() if line.strip()]
 
 
 def _var_values(variables: Mapping[str, Any]) -> dict[str, Any]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from datetime import timedelta
 
 import numpy as np
 import pandas as pd
@@ -10,10 +11,11 @@ import requests
 
 from tickml import schema
 from tickml.generator import transaction_lines
+from tickml.kapacitor import TASKS, define_tasks, read_scripts, task_vars
 from tickml.rescore import rescore
 from tickml.udf.client import PredictClient
 
-from .conftest import StreamStack
+from .conftest import SCRIPTS, StreamStack
 
 
 def api_scores(stack: StreamStack, rows: pd.DataFrame) -> tuple[np.ndarray, float]:
@@ -118,3 +120,14 @@ def test_killed_agent_is_recovered_by_the_watchdog_and_nothing_is_missing(stream
         assert final["scored"].astype(bool).all()
     finally:
         watchdog.stop()
+
+
+def test_defining_the_tasks_again_changes_nothing(stream) -> None:
+    # up.sh runs on every start: a second definition must not restart a healthy stream
+    kapacitor = stream.pipeline.kapacitor
+    variables = {"fraud_alerts": task_vars({"alert_log": str(stream.pipeline.alert_log)}),
+                 "fraud_scoring": task_vars({"retry_for": timedelta(seconds=1)})}
+    before = {task_id: kapacitor.task(task_id) for task_id in TASKS}
+    actions = define_tasks(kapacitor, read_scripts(SCRIPTS), variables)
+    assert actions == dict.fromkeys(TASKS, "unchanged"), {t: before[t].vars for t in TASKS}
+    assert all(kapacitor.task(task_id).healthy for task_id in TASKS), before

@@ -18,6 +18,7 @@ import json
 import tempfile
 import time
 from dataclasses import asdict, dataclass
+from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
@@ -28,11 +29,12 @@ from tickml.config import Settings
 from tickml.data.prepare import load_split
 from tickml.generator import transaction_lines
 from tickml.influx import InfluxClient
-from tickml.kapacitor import KapacitorClient, define_tasks, read_scripts
+from tickml.kapacitor import KapacitorClient, define_tasks, read_scripts, task_vars
 from tickml.stack.process import Service
 from tickml.stack.services import local_pipeline
 
-MODES = {"micro-batched": (200, "50ms"), "batch size 1": (1, "0s")}
+MODES = {"micro-batched": (200, timedelta(milliseconds=50)),
+         "batch size 1": (1, timedelta(0))}
 
 
 @dataclass(frozen=True)
@@ -66,10 +68,8 @@ def run_pipeline_benchmark(settings: Settings, burst: int, naive_burst: int, rat
 
 
 def _use_batching(kapacitor: KapacitorClient, settings: Settings, batch_size: int,
-                  max_wait: str) -> None:
-    variables = {"fraud_scoring": {
-        "batch_size": {"type": "int", "value": batch_size},
-        "max_wait": {"type": "duration", "value": max_wait}}}
+                  max_wait: timedelta) -> None:
+    variables = {"fraud_scoring": task_vars({"batch_size": batch_size, "max_wait": max_wait})}
     define_tasks(kapacitor, read_scripts(settings.kapacitor_scripts), variables)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
