@@ -19,7 +19,7 @@ import typer
 from tickml.config import Settings, get_settings
 
 DEFAULT_BIND = "127.0.0.1:10000"
-TOKEN_ENV = "TICKML_LAB_TOKEN"
+TOKEN_ENV = "TICKML_LAB_TOKEN"  # read through Settings.lab_token
 
 
 def parse_bind(bind: str) -> tuple[str, int]:
@@ -40,11 +40,16 @@ def notebooks_dir(settings: Settings) -> Path:
 
 
 def lab_command(host: str, port: int, token: str, root_dir: Path,
-                open_browser: bool = False) -> list[str]:
-    """The argv that starts JupyterLab with this Python (so its kernel imports tickml)."""
+                open_browser: bool = False, allow_root: bool = False) -> list[str]:
+    """The argv that starts JupyterLab with this Python (so its kernel imports tickml).
+
+    Args:
+        allow_root: let Jupyter run as root (it refuses otherwise), as in a throw-away
+            VM or CI runner; the container image runs it as an unprivileged user.
+    """
     if not token:
         raise ValueError("JupyterLab must not run without a token")
-    return [
+    argv = [
         sys.executable, "-m", "jupyterlab",
         f"--ServerApp.ip={host}",
         f"--ServerApp.port={port}",
@@ -53,6 +58,9 @@ def lab_command(host: str, port: int, token: str, root_dir: Path,
         f"--IdentityProvider.token={token}",
         f"--ServerApp.open_browser={open_browser}",
     ]
+    if allow_root:
+        argv.append("--ServerApp.allow_root=True")
+    return argv
 
 
 def lab_env(settings: Settings, environ: dict[str, str] | None = None) -> dict[str, str]:
@@ -83,9 +91,10 @@ def lab(
     if not root_dir.is_dir():
         typer.echo(f"error: {root_dir} is not a folder", err=True)
         raise typer.Exit(code=1)
-    token = token or os.environ.get(TOKEN_ENV) or secrets.token_urlsafe(24)
+    token = token or settings.lab_token or secrets.token_urlsafe(24)
     shown = "localhost" if host in ("127.0.0.1", "0.0.0.0") else host
     typer.echo(f"JupyterLab on {root_dir}: http://{shown}:{port}/lab?token={token}", err=True)
-    argv = lab_command(host, port, token, root_dir, open_browser)
+    argv = lab_command(host, port, token, root_dir, open_browser,
+                       allow_root=os.geteuid() == 0)
     sys.stdout.flush()
     os.execve(argv[0], argv, lab_env(settings))
