@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,6 +17,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
+from tests.polling import wait_until
 from tickml.config import Settings
 from tickml.data.prepare import load_split
 from tickml.generator import transaction_lines
@@ -79,16 +80,6 @@ def write_run(influx: InfluxClient, rows: pd.DataFrame) -> int:
     lines.append(broken.replace(",V14=", ",V14_renamed="))
     influx.write_lines(lines)
     return len(lines)
-
-
-def wait_until(condition: Callable[[], bool], timeout: float) -> bool:
-    """Poll `condition()` every half second until it holds or `timeout` seconds pass."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.5)
-    return False
 
 
 @pytest.fixture(scope="module")

@@ -11,6 +11,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from tests.polling import wait_until
 from tickml.config import Settings
 from tickml.data.prepare import load_split
 from tickml.generator import transaction_lines
@@ -43,23 +44,15 @@ class StreamStack:
 
     def wait_for_scored(self, run: str, expected: int, timeout: float = 60) -> pd.DataFrame:
         """Poll `scored` until `expected` points of this run arrived (or time runs out)."""
-        deadline = time.monotonic() + timeout
-        frame = pd.DataFrame()
-        while time.monotonic() < deadline:
-            frame = self.scored(run)
-            if len(frame) >= expected:
-                return frame
-            time.sleep(0.5)
-        return frame
+        wait_until(lambda: len(self.scored(run)) >= expected, timeout)
+        return self.scored(run)
 
     def wait_task_executing(self, task_id: str = "fraud_scoring", timeout: float = 30) -> bool:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        def healthy() -> bool:
             state = self.pipeline.kapacitor.task(task_id)
-            if state is not None and state.healthy:
-                return True
-            time.sleep(0.2)
-        return False
+            return state is not None and state.healthy
+
+        return wait_until(healthy, timeout, interval=0.2)
 
 
 @pytest.fixture(scope="module")

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import requests
 
+from tests.polling import wait_until
 from tickml import schema
 from tickml.generator import transaction_lines
 from tickml.kapacitor import TASKS, define_tasks, read_scripts, task_vars
@@ -77,9 +78,7 @@ def test_api_outage_marks_points_and_rescore_fills_every_gap(stream) -> None:
     stream.restart_api()
     after = stream.write("outage", stream.test_rows.iloc[100:150])
     total = before + during + after
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and stream.scored("outage")["scored"].sum() < total - during:
-        time.sleep(0.5)
+    wait_until(lambda: stream.scored("outage")["scored"].sum() >= total - during, timeout=60)
 
     report = rescore_run(stream, start)
     assert report.rescored >= during and report.failed == 0
@@ -110,10 +109,8 @@ def test_killed_agent_is_recovered_by_the_watchdog_and_nothing_is_missing(stream
         assert "restarting it" in watchdog.log_tail(100)
         later = stream.write("agent-killed", stream.test_rows.iloc[260:300])
         total = first + lost + later
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and \
-                stream.scored("agent-killed")["scored"].sum() < first + later:
-            time.sleep(0.5)
+        wait_until(lambda: stream.scored("agent-killed")["scored"].sum() >= first + later,
+                   timeout=60)
         rescore_run(stream, start)
         final = stream.scored("agent-killed")
         assert len(final) == total

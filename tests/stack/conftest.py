@@ -63,15 +63,6 @@ def counts(influx: InfluxClient) -> dict[str, int]:
     }
 
 
-def wait_until(condition, timeout: float, interval: float = 0.5) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(interval)
-    return False
-
-
 def wait_until_settled(influx: InfluxClient, timeout: float = 60) -> dict[str, int]:
     """Counts once they stop changing (the pipeline has drained)."""
     previous, stable_since = None, time.monotonic()

@@ -13,10 +13,11 @@ import subprocess
 
 import pytest
 
+from tests.polling import wait_until
 from tickml.stack.native import NativeStack
 from tickml.stack.services import TICKML
 
-from .conftest import counts, influx_of, wait_until, wait_until_settled
+from .conftest import counts, influx_of, wait_until_settled
 
 pytestmark = pytest.mark.timeout(300)
 

@@ -10,10 +10,9 @@ from pathlib import Path
 import psutil
 import pytest
 
+from tests.polling import wait_until
 from tickml.influx import InfluxClient
 from tickml.stack.services import free_port
-
-from .conftest import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.timeout(900)
