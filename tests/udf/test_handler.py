@@ -9,6 +9,7 @@ from __future__ import annotations
 import socket
 import threading
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
@@ -34,6 +35,31 @@ def silent_api() -> Iterator[str]:
     listener.listen(64)
     yield f"http://127.0.0.1:{listener.getsockname()[1]}"
     listener.close()
+
+
+@pytest.fixture
+def web_page_server() -> Iterator[str]:
+    """A web server that is not tickml's API: it answers every POST with an HTML page."""
+
+    class PageHandler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers["Content-Length"]))
+            page = b"<html><body>Welcome</body></html>"
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(page)))
+            self.end_headers()
+            self.wfile.write(page)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), PageHandler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
 
 
 @pytest.fixture
@@ -108,6 +134,18 @@ def test_unreachable_api_marks_points_in_order_with_reasons(connect) -> None:
     kapacitor.close_write()
     assert kapacitor.receive() is None
     assert handler.stats.points_in == 3 and handler.stats.unscored == 3
+
+
+def test_a_url_that_is_not_the_model_api_marks_points_with_the_reason(
+        connect, web_page_server) -> None:
+    kapacitor, _ = connect(url=web_page_server, retry_for=0.3, max_wait=0.0)
+    assert kapacitor.init().init.success
+    kapacitor.send(point_request(tx="a"))
+    point = kapacitor.receive_kind("point").point
+    assert not point.fieldsBool[SCORED]
+    assert point.fieldsString[REASON].startswith("api answered an unreadable body")
+    kapacitor.close_write()
+    assert kapacitor.receive() is None
 
 
 def test_keepalives_are_answered_while_the_api_hangs(connect, silent_api) -> None:

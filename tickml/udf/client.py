@@ -6,6 +6,7 @@ import logging
 import time
 from dataclasses import dataclass
 
+import orjson
 import requests
 
 from tickml import schema
@@ -13,6 +14,7 @@ from tickml import schema
 log = logging.getLogger(__name__)
 FIRST_BACKOFF = 0.1
 MAX_BACKOFF = 1.0
+_JSON = {"Content-Type": "application/json"}
 
 
 class ScoringUnavailable(RuntimeError):
@@ -51,11 +53,13 @@ class PredictClient:
                 than `retry_for` seconds.
             ScoringRejected: the API answered 4xx.
         """
-        payload = {"instances": [dict(zip(schema.FEATURES, row, strict=True)) for row in rows]}
+        # orjson: the stdlib encoder was a fifth of the agent's scoring thread
+        payload = orjson.dumps(
+            {"instances": [dict(zip(schema.FEATURES, row, strict=True)) for row in rows]})
         deadline = time.monotonic() + self.retry_for
         backoff = FIRST_BACKOFF
         while True:
-            reason = self._attempt(payload)
+            reason = self._attempt(payload, len(rows))
             if isinstance(reason, Predictions):
                 return reason
             remaining = deadline - time.monotonic()
@@ -65,10 +69,11 @@ class PredictClient:
             time.sleep(min(backoff, remaining))
             backoff = min(backoff * 2, MAX_BACKOFF)
 
-    def _attempt(self, payload: dict) -> Predictions | str:
+    def _attempt(self, payload: bytes, rows: int) -> Predictions | str:
         """Predictions, or a short reason the attempt failed transiently."""
         try:
-            response = self.session.post(self.endpoint, json=payload, timeout=self.timeout)
+            response = self.session.post(self.endpoint, data=payload, headers=_JSON,
+                                         timeout=self.timeout)
         except requests.Timeout:
             return f"api timeout after {self.timeout:g}s"
         except requests.ConnectionError:
@@ -77,7 +82,10 @@ class PredictClient:
             return f"api error {response.status_code}"
         if response.status_code >= 400:
             raise ScoringRejected(f"api rejected the batch: {_error_message(response)}")
-        return _parse(response.json(), len(payload["instances"]))
+        try:
+            return _parse(orjson.loads(response.content), rows)
+        except (ValueError, KeyError, TypeError) as exc:  # a 200 that is not our API's answer
+            raise ScoringRejected(f"api answered an unreadable body: {exc}") from None
 
     def close(self) -> None:
         self.session.close()
