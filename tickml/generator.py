@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from tickml import schema
-from tickml.influx import InfluxClient, InfluxError, to_line
+from tickml.influx import InfluxClient, InfluxError, escape_key, line_head
 
 log = logging.getLogger(__name__)
 MEASUREMENT = "transactions"
@@ -40,16 +40,22 @@ def transaction_lines(
     transactions at the same nanosecond would overwrite each other.
     """
     features = rows.loc[:, list(schema.FEATURES)].to_numpy(dtype=np.float64)
-    labels = rows[schema.LABEL].to_numpy(dtype=np.int64)
-    source_ids = rows["id"].to_numpy() if "id" in rows else np.arange(len(rows))
+    if not np.isfinite(features).all():
+        raise ValueError("line protocol cannot carry NaN or infinite feature values")
+    labels = rows[schema.LABEL].to_numpy(dtype=np.int64).tolist()
+    source_ids = (rows["id"].to_numpy(dtype=np.int64) if "id" in rows
+                  else np.arange(len(rows))).tolist()
+    # The same measurement, tags and field keys on every line: format them once.
+    head = line_head(MEASUREMENT, tags) + " "
+    keys = [f"{escape_key(name)}=" for name in schema.FEATURES]
+    label_key = f",{escape_key(schema.LABEL)}="
+    id_key = f",{escape_key(schema.TRANSACTION_ID)}=\"tx-"
     lines = []
-    for i in range(len(rows)):
+    for i, values in enumerate(features.tolist()):
         time_ns = start_ns + i * spacing_ns
-        fields: dict[str, float | int | str] = dict(
-            zip(schema.FEATURES, features[i].tolist(), strict=True))
-        fields[schema.LABEL] = int(labels[i])
-        fields[schema.TRANSACTION_ID] = f"tx-{int(source_ids[i])}-{time_ns}"
-        lines.append(to_line(MEASUREMENT, fields, time_ns, tags))
+        numbers = ",".join([key + repr(value) for key, value in zip(keys, values, strict=True)])
+        lines.append(f"{head}{numbers}{label_key}{labels[i]}i{id_key}"
+                     f"{source_ids[i]}-{time_ns}\" {time_ns}")
     return lines
 
 

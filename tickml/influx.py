@@ -43,11 +43,16 @@ def to_line(
     """One point in line protocol (tags sorted, as InfluxDB prefers)."""
     if not fields:
         raise ValueError("a point needs at least one field")
+    body = ",".join(f"{escape_key(k)}={format_field(v)}" for k, v in fields.items())
+    return f"{line_head(measurement, tags)} {body} {time_ns}"
+
+
+def line_head(measurement: str, tags: Mapping[str, str] | None = None) -> str:
+    """The measurement and sorted tags that start a line-protocol point."""
     head = escape_key(measurement)
     for key in sorted(tags or {}):
         head += f",{escape_key(key)}={escape_key(tags[key])}"
-    body = ",".join(f"{escape_key(k)}={format_field(v)}" for k, v in fields.items())
-    return f"{head} {body} {time_ns}"
+    return head
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ import pytest
 from tickml import schema
 from tickml.data.synthetic import generate_transactions
 from tickml.generator import Publisher, PublishOptions, TransactionSampler, transaction_lines
-from tickml.influx import InfluxClient
+from tickml.influx import InfluxClient, to_line
 from tickml.stack.services import free_port
 
 
@@ -28,6 +28,25 @@ def test_lines_carry_features_label_and_unique_ids_and_times(rows) -> None:
     assert "Class=0i" in lines[0] or "Class=1i" in lines[0]
     assert 'transaction_id="tx-0-1000"' in lines[0]
     assert all(f"{name}=" in lines[0] for name in schema.FEATURES)
+
+
+def test_fast_lines_are_exactly_what_the_general_formatter_writes(rows) -> None:
+    sample = rows.head(50)
+    tags = {"source": "a b,c", "run": "x=y"}
+    expected = []
+    for i, (_, row) in enumerate(sample.iterrows()):
+        fields = {name: float(row[name]) for name in schema.FEATURES}
+        fields[schema.LABEL] = int(row[schema.LABEL])
+        fields[schema.TRANSACTION_ID] = f"tx-{int(row['id'])}-{7 + i}"
+        expected.append(to_line("transactions", fields, 7 + i, tags))
+    assert transaction_lines(sample, 7, tags=tags) == expected
+
+
+def test_a_non_finite_feature_is_refused_not_written(rows) -> None:
+    broken = rows.head(3).copy()
+    broken.loc[broken.index[1], "V4"] = np.nan
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        transaction_lines(broken, 0)
 
 
 def test_fraud_share_is_raised_when_asked(rows) -> None:

@@ -102,7 +102,7 @@ def status() -> None:
 def bench_pipeline(
     burst: Annotated[int, typer.Option(
         min=100, help="Transactions written at once to measure the micro-batched capacity.")
-    ] = 20_000,
+    ] = 50_000,
     naive_burst: Annotated[int, typer.Option(
         min=100, help="Burst size for batch size 1 (one HTTP call per point; slower).")
     ] = 3_000,
