@@ -85,15 +85,40 @@ def measure_api(port: int, matrix: np.ndarray, requests_per_level: int,
         latencies, elapsed = load(port, [batch_body], batches, concurrency)
         figures[f"batch_1000_c{concurrency}"] = {
             **summary(latencies), "rows_per_s": BATCH_ROWS * len(latencies) / elapsed}
+    path, v2_body, headers = v2_binary_request(port, matrix)
+    latencies, elapsed = load(port, [v2_body], batches, 1, path, headers)
+    figures["v2_binary_batch_1000_c1"] = {
+        **summary(latencies), "rows_per_s": BATCH_ROWS * len(latencies) / elapsed}
     return figures
 
 
-def load(port: int, bodies: list[bytes], total: int, concurrency: int) -> tuple[list[float], float]:
+def v2_binary_request(port: int, matrix: np.ndarray) -> tuple[str, bytes, dict[str, str]]:
+    """An Open Inference Protocol request carrying `matrix` as a binary FP64 tensor."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    try:
+        connection.request("GET", "/model")
+        name = json.loads(connection.getresponse().read())["name"]
+    finally:
+        connection.close()
+    data = np.ascontiguousarray(matrix, dtype="<f8").tobytes()
+    header = orjson.dumps({
+        "inputs": [{"name": "transactions", "shape": list(matrix.shape), "datatype": "FP64",
+                    "parameters": {"binary_data_size": len(data)}}],
+        "outputs": [{"name": "probability", "parameters": {"binary_data": True}}]})
+    headers = {"Content-Type": "application/octet-stream",
+               "Inference-Header-Content-Length": str(len(header))}
+    return f"/v2/models/{name}/infer", header + data, headers
+
+
+def load(port: int, bodies: list[bytes], total: int, concurrency: int,
+         path: str = "/predict", headers: dict[str, str] | None = None
+         ) -> tuple[list[float], float]:
     """Send `total` requests over `concurrency` keep-alive connections."""
-    per_thread = [[bodies[(t + i * concurrency) % len(bodies)]
-                   for i in range(total // concurrency)] for t in range(concurrency)]
+    # round-robin, so every request is sent even when total is not a multiple
+    per_thread = [[bodies[n % len(bodies)] for n in range(t, total, concurrency)]
+                  for t in range(concurrency)]
     latencies: list[float] = []
-    workers = [threading.Thread(target=post, args=(port, share, latencies))
+    workers = [threading.Thread(target=post, args=(port, share, latencies, path, headers))
                for share in per_thread]
     started = time.perf_counter()
     for worker in workers:
@@ -103,19 +128,20 @@ def load(port: int, bodies: list[bytes], total: int, concurrency: int) -> tuple[
     return latencies, time.perf_counter() - started
 
 
-def post(port: int, bodies: list[bytes], latencies: list[float]) -> None:
-    """POST each body to /predict on one connection, appending each latency."""
+def post(port: int, bodies: list[bytes], latencies: list[float], path: str = "/predict",
+         headers: dict[str, str] | None = None) -> None:
+    """POST each body to `path` on one connection, appending each latency."""
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-    headers = {"Content-Type": "application/json"}
+    headers = headers or {"Content-Type": "application/json"}
     try:
         for body in bodies:
             started = time.perf_counter()
-            connection.request("POST", "/predict", body, headers)
+            connection.request("POST", path, body, headers)
             response = connection.getresponse()
             response.read()
             latencies.append(time.perf_counter() - started)  # list.append is thread-safe
             if response.status != 200:
-                raise RuntimeError(f"/predict answered {response.status}")
+                raise RuntimeError(f"{path} answered {response.status}")
     finally:
         connection.close()
 
@@ -146,6 +172,8 @@ def ratios(results: dict[str, Any]) -> dict[str, float]:
             api["batch_1000_c1"]["rows_per_s"] / inproc["batch_1000"]["rows_per_s"],
         "batch_throughput_api_c2_over_in_process":
             api["batch_1000_c2"]["rows_per_s"] / inproc["batch_1000"]["rows_per_s"],
+        "v2_binary_batch_throughput_over_in_process":
+            api["v2_binary_batch_1000_c1"]["rows_per_s"] / inproc["batch_1000"]["rows_per_s"],
         "single_row_p50_gap_ms":
             api["single_row_c1"]["p50_ms"] - inproc["single_row"]["p50_ms"],
     }
@@ -169,6 +197,8 @@ def print_results(results: dict[str, Any]) -> None:
              for c in CONCURRENCY]
     rows += [(f"API, 1,000 rows, concurrency {c}", results["api"][f"batch_1000_c{c}"])
              for c in (1, 2)]
+    rows.append(("V2 binary tensor, 1,000 rows, concurrency 1",
+                 results["api"]["v2_binary_batch_1000_c1"]))
     for name, figures in rows:
         table.add_row(name, f"{figures['p50_ms']:.2f}", f"{figures['p99_ms']:.2f}",
                       _optional(figures, "requests_per_s"), _optional(figures, "rows_per_s"))
@@ -176,7 +206,8 @@ def print_results(results: dict[str, Any]) -> None:
     r = results["ratios"]
     Console().print(
         f"batch throughput, API / in-process: {r['batch_throughput_api_over_in_process']:.0%} "
-        f"(concurrency 2: {r['batch_throughput_api_c2_over_in_process']:.0%}); single-row p50 "
+        f"(concurrency 2: {r['batch_throughput_api_c2_over_in_process']:.0%}; V2 binary "
+        f"tensor: {r['v2_binary_batch_throughput_over_in_process']:.0%}); single-row p50 "
         f"gap: {r['single_row_p50_gap_ms']:+.2f} ms")
 
 
