@@ -105,13 +105,13 @@ def check_number(value: Any, label: str, field: str, index: int | None) -> float
     if type(value) not in _NUMBER_TYPES:
         raise ApiError(400, "invalid_value", f"{label}: {_show(value)} is not a number",
                        field=field, index=index)
-    try:
-        number = float(value)
-    except OverflowError:
-        number = math.inf
-    if math.isnan(number) or (math.isinf(number) and type(value) is float):
+    if type(value) is float and not math.isfinite(value):
         raise ApiError(400, "non_finite_value", f"{label}: {_show(value)} is not a finite "
                        "number", field=field, index=index)
+    try:
+        number = float(value)
+    except OverflowError:  # an integer beyond float64
+        number = math.inf
     if abs(number) >= FLOAT64_LIMIT:
         raise ApiError(400, "invalid_value", f"{label}: {_show(value)} is too large for "
                        "a 64-bit float", field=field, index=index)
