@@ -9,12 +9,11 @@ import pytest
 from tickml import schema
 from tickml.data.prepare import split_transactions
 from tickml.data.synthetic import generate_transactions
+from tickml.modeling.evaluate import rare_class_scores, recall_at_precision
 from tickml.modeling.resampling import (
     RESAMPLERS,
     compare_resamplers,
     make_resampler,
-    rare_class_scores,
-    recall_at_precision,
     resampled_counts,
 )
 

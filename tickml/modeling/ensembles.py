@@ -8,7 +8,6 @@ the rows they were fitted on; the test split is only used once, for the winner.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,10 +27,14 @@ from sklearn.model_selection import StratifiedKFold
 from sklearn.tree import DecisionTreeClassifier
 
 from tickml import schema
-from tickml.modeling.evaluate import best_f1_threshold, classification_report
+from tickml.modeling.evaluate import (
+    DEFAULT_PRECISION,
+    best_f1_threshold,
+    classification_report,
+    fit_and_score,
+)
 from tickml.modeling.features import TransactionFeatures, as_feature_matrix
 from tickml.modeling.pipeline import DEFAULT_PARAMS
-from tickml.modeling.resampling import DEFAULT_PRECISION, rare_class_scores
 from tickml.registry import ModelRef, ModelRegistry
 
 SINGLE = "single"
@@ -134,13 +137,9 @@ def compare_models(candidates: dict[str, Candidate], fit: pd.DataFrame,
     rows, scores = [], {}
     for name, candidate in candidates.items():
         pipeline = as_pipeline(clone(candidate.estimator))
-        started = time.perf_counter()
-        pipeline.fit(X_fit, y_fit)
-        seconds = time.perf_counter() - started
-        scores[name] = pipeline.predict_proba(X_val)[:, 1]
-        rows.append({"model": name, "kind": candidate.kind,
-                     **rare_class_scores(y_val, scores[name], precision),
-                     "fit_seconds": seconds})
+        scores[name], metrics = fit_and_score(pipeline, (X_fit, y_fit), (X_val, y_val),
+                                              precision)
+        rows.append({"model": name, "kind": candidate.kind, **metrics})
     table = pd.DataFrame(rows).sort_values(["average_precision", "fit_seconds"],
                                            ascending=[False, True])
     return Comparison(table.reset_index(drop=True), scores, y_val)

@@ -8,7 +8,6 @@ tuning resamples the training folds only.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -16,9 +15,9 @@ import numpy as np
 import pandas as pd
 from imblearn.over_sampling import ADASYN, SMOTE, RandomOverSampler
 from imblearn.under_sampling import RandomUnderSampler
-from sklearn.metrics import average_precision_score, precision_recall_curve, roc_auc_score
 
 from tickml import schema
+from tickml.modeling.evaluate import DEFAULT_PRECISION, fit_and_score
 from tickml.modeling.features import TransactionFeatures, as_feature_matrix
 from tickml.modeling.pipeline import build_pipeline
 
@@ -26,10 +25,6 @@ from tickml.modeling.pipeline import build_pipeline
 #: full 1:1 balance multiplies the training rows (oversampling) or throws away almost
 #: all of them (undersampling); 1:10 already gives the learner plenty of frauds.
 DEFAULT_RATIO = 0.1
-#: Precision at which the comparison reports recall: of the transactions flagged,
-#: at least this share must be frauds for the alert queue to be worth reading.
-DEFAULT_PRECISION = 0.8
-
 RESAMPLERS: dict[str, Callable[[float, int], Any]] = {
     "none": lambda ratio, seed: None,
     "random under": lambda ratio, seed: RandomUnderSampler(sampling_strategy=ratio,
@@ -54,33 +49,6 @@ def make_resampler(name: str, ratio: float = DEFAULT_RATIO, seed: int = 42) -> A
     if not 0 < ratio <= 1:
         raise ValueError(f"ratio must lie in (0, 1], got {ratio}")
     return RESAMPLERS[name](ratio, seed)
-
-
-def recall_at_precision(y_true: np.ndarray, scores: np.ndarray, precision: float) -> float:
-    """The highest recall any threshold reaches while keeping at least `precision`.
-
-    0.0 when no threshold reaches that precision.
-    """
-    precisions, recalls, _ = precision_recall_curve(y_true, scores)
-    reaching = precisions[:-1] >= precision
-    return float(recalls[:-1][reaching].max()) if reaching.any() else 0.0
-
-
-def rare_class_scores(y_true: np.ndarray, scores: np.ndarray,
-                      precision: float = DEFAULT_PRECISION) -> dict[str, float]:
-    """The threshold-free metrics that matter for a rare class.
-
-    Returns:
-        `average_precision` (area under the precision-recall curve; its baseline is
-        the fraud share, not 0.5), `roc_auc` (for reference: it looks good for almost
-        any model when negatives dominate) and `recall_at_precision`.
-    """
-    y_true = np.asarray(y_true).astype(int)
-    return {
-        "average_precision": float(average_precision_score(y_true, scores)),
-        "roc_auc": float(roc_auc_score(y_true, scores)),
-        "recall_at_precision": recall_at_precision(y_true, scores, precision),
-    }
 
 
 def resampled_counts(resampler: Any | None, frame: pd.DataFrame) -> dict[str, int]:
@@ -125,12 +93,10 @@ def compare_resamplers(
         resampler = make_resampler(name, ratio, seed)
         counts = resampled_counts(resampler, fit)
         pipeline = build_pipeline(params, seed=seed, resampler=resampler, n_jobs=n_jobs)
-        started = time.perf_counter()
-        pipeline.fit(X_fit, y_fit)
-        seconds = time.perf_counter() - started
-        scores[name] = pipeline.predict_proba(X_val)[:, 1]
-        rows.append({"resampler": name, **rare_class_scores(y_val, scores[name], precision),
-                     "fit_legit": counts["legit"], "fit_frauds": counts["fraud"],
-                     "fit_seconds": seconds})
+        scores[name], metrics = fit_and_score(pipeline, (X_fit, y_fit), (X_val, y_val),
+                                              precision)
+        seconds = metrics.pop("fit_seconds")
+        rows.append({"resampler": name, **metrics, "fit_legit": counts["legit"],
+                     "fit_frauds": counts["fraud"], "fit_seconds": seconds})
     table = pd.DataFrame(rows).sort_values("average_precision", ascending=False)
     return table.reset_index(drop=True), scores
