@@ -38,12 +38,16 @@ lint: $(STAMP) ## Lint with ruff
 tick: ## Install influxd (Debian package) and build kapacitord into ~/.cache/tickml (once)
 	bash scripts/install-tick.sh
 
+.PHONY: docker
+docker: ## Install Docker Engine, build the Compose v2 plugin and the stand-in base into ~/.cache/tickml (once)
+	bash scripts/install-docker.sh
+
 .PHONY: proto
 proto: $(STAMP) ## Regenerate tickml/udf/udf_pb2.py from tickml/udf/udf.proto
 	cd tickml/udf && ../../$(BIN)/python -m grpc_tools.protoc -I. --python_out=. udf.proto
 
 .PHONY: test
-test: $(STAMP) tick lint ## Install what the tests need, lint, and run the whole test suite
+test: $(STAMP) tick docker lint ## Install what the tests need, lint, and run the whole test suite
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest
 
 .PHONY: data
