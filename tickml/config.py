@@ -41,6 +41,10 @@ class Settings:
     kapacitor_scripts: Path | None = None  # folder of the TICKscripts
     alert_log: str = ""  # where fraud_alerts logs; empty keeps the TICKscript's default
     watchdog_interval: float = 2.0
+    # The watchdog rescores transactions still unscored this many seconds after
+    # they were written, every sweep interval.
+    watchdog_sweep_interval: float = 30.0
+    watchdog_sweep_grace: float = 15.0
 
     api_url: str = "http://127.0.0.1:5000"
     api_bind: str = "127.0.0.1:5000"

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from tickml import schema
-from tickml.influx import InfluxClient, InfluxError, escape_key, line_head
+from tickml.influx import DatabaseNotFound, InfluxClient, InfluxError, escape_key, line_head
 
 log = logging.getLogger(__name__)
 MEASUREMENT = "transactions"
@@ -179,6 +179,9 @@ class Publisher:
                 for _ in chunk:
                     self.buffer.popleft()
                 self.report.written += len(chunk)
+        except DatabaseNotFound:
+            self._create_database()
+            return
         except InfluxError as exc:
             self.report.write_failures += 1
             self._retry_at = time.monotonic() + self._backoff
@@ -191,6 +194,15 @@ class Publisher:
             log.info("InfluxDB is back: buffered points sent")
         self._failing = False
         self._backoff = 0.5
+
+    def _create_database(self) -> None:
+        """tickml owns its database: create it, as on a fresh InfluxDB, and retry soon."""
+        log.info("creating database %r", self.influx.database)
+        try:
+            self.influx.create_database()
+        except InfluxError as exc:
+            log.warning("could not create database %r: %s", self.influx.database, exc)
+            self._retry_at = time.monotonic() + self._backoff
 
     def _drain(self, deadline: float) -> None:
         while self.buffer and time.monotonic() < deadline:

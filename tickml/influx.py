@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -14,6 +15,10 @@ FieldValue = float | int | bool | str
 
 class InfluxError(RuntimeError):
     """InfluxDB refused a request or could not be reached."""
+
+
+class DatabaseNotFound(InfluxError):
+    """A write named a database that does not exist (yet)."""
 
 
 def escape_key(text: str) -> str:
@@ -88,7 +93,28 @@ class InfluxClient:
             return False
 
     def create_database(self) -> None:
+        """Create the database; InfluxDB 1.x makes this a no-op when it exists."""
         self.query(f'CREATE DATABASE "{self.database}"', method="POST")
+
+    def subscriptions(self) -> list[dict[str, Any]]:
+        """The subscriptions on this database (Kapacitor's among them, once it synced)."""
+        statement = "SHOW SUBSCRIPTIONS"
+        return [row for series in self.query(statement) if series.name == self.database
+                for row in series.records()]
+
+    def wait_for_subscription(self, timeout: float, poll: float = 0.5) -> bool:
+        """Wait until some subscriber (Kapacitor) receives this database's writes.
+
+        Kapacitor subscribes to a new database on its next sync (every 10 s by
+        default); points written before that never reach its stream tasks.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.subscriptions():
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(poll)
 
     def write_lines(self, lines: Iterable[str]) -> None:
         """Write line-protocol lines (nanosecond timestamps) in one request."""
@@ -101,6 +127,8 @@ class InfluxClient:
                                          data=body, timeout=self.timeout)
         except requests.RequestException as exc:
             raise InfluxError(f"InfluxDB at {self.url} unreachable: {exc}") from exc
+        if response.status_code == 404 and "database not found" in response.text:
+            raise DatabaseNotFound(f"database {self.database!r} does not exist on {self.url}")
         if response.status_code != 204:
             raise InfluxError(f"write refused ({response.status_code}): {response.text.strip()}")
 
@@ -120,7 +148,7 @@ class InfluxClient:
                 raise InfluxError(f"query failed: {result['error']} ({statement})")
             for item in result.get("series", []):
                 series.append(Series(item.get("name", ""), item.get("tags") or {},
-                                     item["columns"], item["values"]))
+                                     item["columns"], item.get("values", [])))
         return series
 
     def records(self, statement: str) -> list[dict[str, Any]]:

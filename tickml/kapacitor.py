@@ -194,8 +194,12 @@ def watch_tasks(
     interval: float = 2.0,
     should_stop: Callable[[], bool] = lambda: False,
     on_restart: Callable[[list[str]], None] | None = None,
+    on_check: Callable[[], None] | None = None,
 ) -> None:
-    """Check the tasks every `interval` seconds and restart stopped ones, until told to stop."""
+    """Check the tasks every `interval` seconds and restart stopped ones, until told to stop.
+
+    `on_check` runs after every check, whatever its outcome.
+    """
     while not should_stop():
         try:
             restarted = restart_stopped_tasks(client, task_ids)
@@ -204,4 +208,6 @@ def watch_tasks(
             restarted = []
         if restarted and on_restart is not None:
             on_restart(restarted)
+        if on_check is not None:
+            on_check()
         time.sleep(interval)

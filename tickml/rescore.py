@@ -9,7 +9,8 @@ timestamp, which replaces an earlier unscored point instead of adding one.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -126,3 +127,49 @@ def _typed_fields(fields: dict[str, Any]) -> dict[str, Any]:
 def _batches(items: list[Transaction], size: int) -> Iterator[list[Transaction]]:
     for start in range(0, len(items), size):
         yield items[start:start + size]
+
+
+class GapSweeper:
+    """Rescores, now and then, the recent transactions that still lack a scored point.
+
+    Whatever left the gap (InfluxDB restarting while Kapacitor wrote scores, the
+    agent or the API down, a task restarted), each sweep scores the transactions
+    between the previous sweep and `grace` seconds ago; the grace lets points still
+    in the pipeline arrive. A failed sweep is logged and retried from the same place.
+    """
+
+    def __init__(
+        self,
+        rescore_window: Callable[[int, int], RescoreReport],
+        interval: float,
+        grace: float,
+        lookback: float,
+        clock: Callable[[], int] = time.time_ns,
+    ) -> None:
+        self.rescore_window = rescore_window
+        self.interval_ns = int(interval * 1e9)
+        self.grace_ns = int(grace * 1e9)
+        self.clock = clock
+        now = clock()
+        self.cursor_ns = now - int(lookback * 1e9)  # the next sweep starts here
+        self.next_sweep_ns = now
+
+    def maybe_sweep(self) -> RescoreReport | None:
+        """Sweep when one is due; return its report, or None when none ran or it failed."""
+        now = self.clock()
+        if now < self.next_sweep_ns:
+            return None
+        self.next_sweep_ns = now + self.interval_ns
+        end = now - self.grace_ns
+        if end <= self.cursor_ns:
+            return None
+        try:
+            report = self.rescore_window(self.cursor_ns, end)
+        except Exception as exc:  # the watchdog must outlive any failed sweep
+            log.warning("gap sweep failed, will retry: %s", exc)
+            return None
+        if report.failed == 0:
+            self.cursor_ns = end
+        if report.rescored or report.unscorable or report.failed:
+            log.info("gap sweep: %s", report)
+        return report

@@ -17,6 +17,10 @@ log = logging.getLogger(__name__)
 tasks_app = typer.Typer(help="Define and inspect tickml's Kapacitor tasks.", no_args_is_help=True)
 DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h|d)$")
 UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
+#: Kapacitor syncs its subscriptions every 10 s by default; allow three rounds.
+SUBSCRIPTION_WAIT_SECONDS = 30
+#: A watchdog that starts (or restarts) first sweeps this far back.
+SWEEP_LOOKBACK_SECONDS = 600
 
 
 def parse_duration(text: str) -> float:
@@ -37,19 +41,32 @@ def task_variables(settings: Settings) -> dict[str, dict]:
 
 @tasks_app.command("define")
 def tasks_define() -> None:
-    """Create or update the fraud_scoring and fraud_alerts tasks (safe to repeat)."""
+    """Create the database, then create or update tickml's tasks (safe to repeat).
+
+    Waits until Kapacitor has subscribed to the database, so the first
+    transactions written afterwards reach the stream task.
+    """
+    from tickml.influx import InfluxClient, InfluxError
     from tickml.kapacitor import KapacitorClient, KapacitorError, define_tasks, read_scripts
 
     settings = get_settings()
     client = KapacitorClient(settings.kapacitor_url)
+    influx = InfluxClient(settings.influx_url, settings.influx_db,
+                          username=settings.influx_user, password=settings.influx_password)
     try:
+        influx.create_database()
         actions = define_tasks(client, read_scripts(settings.kapacitor_scripts),
                                task_variables(settings))
-    except (KapacitorError, OSError) as exc:
+        subscribed = influx.wait_for_subscription(timeout=SUBSCRIPTION_WAIT_SECONDS)
+    except (KapacitorError, InfluxError, OSError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None
     for task_id, action in actions.items():
         typer.echo(f"{task_id}: {action}")
+    if not subscribed:
+        typer.echo(f"warning: after {SUBSCRIPTION_WAIT_SECONDS}s Kapacitor has not subscribed "
+                   f"to database {settings.influx_db!r}; transactions written before it does "
+                   "are scored only by `tickml rescore`", err=True)
 
 
 @tasks_app.command("status")
@@ -77,7 +94,9 @@ def watchdog(
         min=0.1, help="Seconds between checks (default: TICKML_WATCHDOG_INTERVAL, 2)."
     )] = None,
     rescore_after: Annotated[bool, typer.Option(
-        help="After restarting a task, rescore the transactions since it last ran."
+        help="After restarting a task, rescore the transactions since it last ran; and "
+             "every TICKML_WATCHDOG_SWEEP_INTERVAL seconds rescore transactions still "
+             "unscored TICKML_WATCHDOG_SWEEP_GRACE seconds after they were written."
     )] = True,
 ) -> None:
     """Restart tickml's Kapacitor tasks whenever they stop executing.
@@ -88,6 +107,7 @@ def watchdog(
     window in which it was down.
     """
     from tickml.kapacitor import TASKS, KapacitorClient, watch_tasks
+    from tickml.rescore import GapSweeper
 
     settings = get_settings()
     client = KapacitorClient(settings.kapacitor_url)
@@ -101,13 +121,22 @@ def watchdog(
     def after_restart(task_ids: list[str]) -> None:
         if rescore_after and "fraud_scoring" in task_ids:
             # Points arrive at Kapacitor a little after their timestamp: look back a bit.
-            _rescore_window(settings, last_healthy - 60 * 10**9, time.time_ns())
+            try:
+                report = _rescore_window(settings, last_healthy - 60 * 10**9, time.time_ns())
+            except Exception as exc:  # the gap sweep retries; the watchdog must live on
+                log.warning("rescore after the restart failed: %s", exc)
+            else:
+                log.info("rescore after the restart: %s", report)
 
+    sweeper = GapSweeper(lambda start, end: _rescore_window(settings, start, end),
+                         interval=settings.watchdog_sweep_interval,
+                         grace=settings.watchdog_sweep_grace, lookback=SWEEP_LOOKBACK_SECONDS)
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, stop)
     log.info("watching %s every %.1fs", ", ".join(TASKS), interval or settings.watchdog_interval)
     watch_tasks(client, list(TASKS), interval or settings.watchdog_interval,
-                should_stop=lambda: stopping, on_restart=after_restart)
+                should_stop=lambda: stopping, on_restart=after_restart,
+                on_check=sweeper.maybe_sweep if rescore_after else None)
 
 
 def _rescore_window(settings: Settings, start_ns: int, end_ns: int):
@@ -123,7 +152,6 @@ def _rescore_window(settings: Settings, start_ns: int, end_ns: int):
     finally:
         influx.close()
         api.close()
-    log.info("rescore: %s", report)
     return report
 
 

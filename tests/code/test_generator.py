@@ -11,7 +11,7 @@ from tickml import schema
 from tickml.data.synthetic import generate_transactions
 from tickml.generator import Publisher, PublishOptions, TransactionSampler, transaction_lines
 from tickml.influx import InfluxClient, to_line
-from tickml.stack.services import free_port
+from tickml.stack.services import free_port, start_influxd
 
 
 @pytest.fixture(scope="module")
@@ -75,3 +75,17 @@ def test_unreachable_influxdb_fills_a_bounded_buffer_and_counts_drops(rows, capl
 def test_a_rate_must_be_positive(rows, rate: float) -> None:
     with pytest.raises(ValueError, match="rate must be positive"):
         Publisher(InfluxClient("http://127.0.0.1:1", "fraud"), rows, PublishOptions(rate=rate))
+
+
+def test_the_generator_creates_its_database_on_a_fresh_influxdb(rows, tmp_path) -> None:
+    influxd, config = start_influxd(tmp_path)
+    try:
+        influx = InfluxClient(config.url, "fraud")
+        assert "fraud" not in {row["name"] for row in influx.records("SHOW DATABASES")}
+        options = PublishOptions(rate=1_000, count=30, flush_interval=0.01)
+        report = Publisher(influx, rows, options).run()
+        assert (report.generated, report.written, report.dropped) == (30, 30, 0)
+        assert influx.count("transactions", "Amount") == 30
+        influx.close()
+    finally:
+        influxd.stop()
