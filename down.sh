@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Stop what ./up.sh started. Data is kept; --wipe deletes it too.
+# Stop what ./up.sh started. Data is kept; --wipe deletes the stack's state too.
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -7,8 +7,9 @@ usage() {
     cat <<'TXT'
 Usage: ./down.sh [--wipe] [--help]
 
-  --wipe   also delete the data: InfluxDB and Kapacitor state (Docker volumes, or
-           run/ for the native stack). The dataset and models/ are kept.
+  --wipe   also delete the stack's state: InfluxDB, Kapacitor, Grafana and Chronograf
+           data (Docker volumes, or run/ for the native stack). The dataset in data/
+           and the models in models/ are kept.
 TXT
 }
 
@@ -23,17 +24,24 @@ for arg in "$@"; do
     esac
 done
 
-if [ -x .venv/bin/tickml ] && [ -S run/supervisor.sock ]; then
+stop_native() {
+    [ -x .venv/bin/tickml ] && [ -S run/supervisor.sock ] || return 0
     step "stopping the native stack"
     if [ "$wipe" = 1 ]; then .venv/bin/tickml down --wipe; else .venv/bin/tickml down; fi
-fi
-if command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1 \
-        && docker compose ps --quiet 2>/dev/null | grep -q .; then
+}
+
+stop_docker() {
+    command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1 || return 0
+    docker compose version >/dev/null 2>&1 || return 0
+    local args=(down --remove-orphans)
+    [ "$wipe" = 1 ] && args+=(--volumes)
     step "stopping the Docker Compose stack"
-    docker compose down
-    if [ "$wipe" = 1 ]; then
-        step "deleting InfluxDB's and Kapacitor's volumes"
-        docker volume rm tickml_influxdb-data tickml_kapacitor-data
-    fi
-fi
+    [ "$wipe" = 1 ] && step "deleting its volumes: InfluxDB, Kapacitor, Grafana, Chronograf"
+    # down needs no secrets, but compose checks every required variable of the file.
+    JUPYTER_TOKEN="${JUPYTER_TOKEN:-unused}" GRAFANA_ADMIN_PASSWORD="${GRAFANA_ADMIN_PASSWORD:-unused}" \
+        docker compose --profile dashboards "${args[@]}"
+}
+
+stop_native
+stop_docker
 step "done"
