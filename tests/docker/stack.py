@@ -1,0 +1,106 @@
+"""A throw-away copy of the repository and its Docker Compose stack, driven as a user would."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from tickml.influx import InfluxClient
+from tickml.stack.services import free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+#: A project name of its own, so the tests never touch a user's `tickml` stack.
+PROJECT = "tickml-e2e"
+#: Services that run once and exit 0; every other one keeps running.
+ONE_SHOT = {"trainer", "tasks"}
+PORT_VARIABLES = ("INFLUXDB_PORT", "KAPACITOR_PORT", "API_PORT", "JUPYTER_PORT",
+                  "GRAFANA_PORT", "CHRONOGRAF_PORT")
+
+
+def copy_repository(destination: Path) -> Path:
+    """The repository's files as a fresh clone would have them (working-tree state)."""
+    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+                            cwd=ROOT, capture_output=True, check=True, timeout=60).stdout
+    for name in filter(None, listed.decode().split("\0")):
+        source = ROOT / name
+        if source.is_file():
+            target = destination / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, target)
+    return destination
+
+
+def stack_environment(images: dict[str, str], uid: int, gid: int,
+                      generator_rate: float) -> dict[str, str]:
+    """The caller's environment for ./up.sh: stand-in images, free ports, the host user."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("TICKML_", "COMPOSE_")) and k not in PORT_VARIABLES}
+    env.update(images)
+    env.update({name: str(free_port()) for name in PORT_VARIABLES})
+    env.update({"COMPOSE_PROJECT_NAME": PROJECT, "HOST_UID": str(uid), "HOST_GID": str(gid),
+                "GENERATOR_RATE": str(generator_rate)})
+    return env
+
+
+@dataclass
+class ComposeStack:
+    """The stack in `directory`, started with `env` as the caller's environment."""
+
+    directory: Path
+    env: dict[str, str]
+
+    def script(self, name: str, *args: str, timeout: float = 600,
+               env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+        """Run ./up.sh or ./down.sh as a user would."""
+        return subprocess.run([f"./{name}", *args], cwd=self.directory, env=env or self.env,
+                              capture_output=True, text=True, timeout=timeout)
+
+    def compose(self, *args: str, timeout: float = 300,
+                check: bool = True) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run(["docker", "compose", "--profile", "dashboards", *args],
+                                cwd=self.directory, env=self.env, capture_output=True,
+                                text=True, timeout=timeout)
+        if check and result.returncode != 0:
+            raise RuntimeError(f"docker compose {' '.join(args)}: {result.stdout}{result.stderr}")
+        return result
+
+    def services(self) -> dict[str, dict]:
+        """`docker compose ps --all` by service: State, Health, ExitCode, ID."""
+        out = self.compose("ps", "--all", "--format", "json").stdout
+        rows = [json.loads(line) for line in out.splitlines() if line.strip()]
+        return {row["Service"]: row for row in rows}
+
+    def containers(self) -> list[str]:
+        """Every container of the project, running or not, whoever started it."""
+        out = subprocess.run(["docker", "ps", "--all", "--quiet", "--filter",
+                              f"label=com.docker.compose.project={PROJECT}"],
+                             capture_output=True, text=True, check=True, timeout=60).stdout
+        return out.split()
+
+    def volumes(self) -> list[str]:
+        out = subprocess.run(["docker", "volume", "ls", "--quiet", "--filter",
+                              f"label=com.docker.compose.project={PROJECT}"],
+                             capture_output=True, text=True, check=True, timeout=60).stdout
+        return out.split()
+
+    def main_pid(self, service: str) -> int:
+        """The host pid of a service container's main process."""
+        container = self.services()[service]["ID"]
+        out = subprocess.run(["docker", "inspect", "--format", "{{.State.Pid}}", container],
+                             capture_output=True, text=True, check=True, timeout=60).stdout
+        return int(out)
+
+    def url(self, port_variable: str) -> str:
+        return f"http://127.0.0.1:{self.env[port_variable]}"
+
+    def influx(self) -> InfluxClient:
+        return InfluxClient(self.url("INFLUXDB_PORT"), "fraud")
+
+    def remove(self) -> None:
+        """Containers, networks and volumes of the project, whatever state the tests left."""
+        self.compose("down", "--volumes", "--remove-orphans", "--timeout", "20", check=False,
+                     timeout=300)

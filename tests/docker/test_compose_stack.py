@@ -1,0 +1,199 @@
+"""The users' main path, for real: ./up.sh on Docker, then the pipeline, outages and ./down.sh.
+
+Runs docker-compose.yml as shipped, with stand-ins for the upstream images no
+registry here serves (compose/standins/) and without Grafana and Chronograf, which
+cannot be had here at all. The tests run in file order, on one stack.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import time
+
+import pytest
+import requests
+
+from tests.polling import wait_until
+from tickml import schema
+from tickml.config import Settings
+from tickml.data.prepare import load_split
+from tickml.modeling.train import train_default_model
+from tickml.registry import ModelRef, ModelRegistry
+from tickml.rescore import find_unscored
+
+from .stack import ONE_SHOT, ComposeStack
+
+pytestmark = [pytest.mark.docker, pytest.mark.timeout(1800)]
+LONG_RUNNING = {"influxdb", "api", "udf", "kapacitor", "watchdog", "generator", "jupyter"}
+NOTEBOOKS = ["01-problem-and-exploration", "02-dataset-preparation",
+             "03-hyperparameter-optimization", "04-ensembles", "05-rest-api",
+             "06-real-time-deployment"]
+#: Seconds a transaction may take from InfluxDB through Kapacitor, the agent and back.
+IN_FLIGHT = 10
+
+
+def unscored_transactions(stack: ComposeStack, older_than: float = IN_FLIGHT) -> tuple[int, int]:
+    """(transactions older than `older_than` s without a scored=true point, all of them)."""
+    end = time.time_ns() - int(older_than * 1e9)
+    missing, done = find_unscored(stack.influx(), 0, end)
+    return len(missing), len(missing) + done
+
+
+def wait_until_nothing_is_unscored(stack: ComposeStack, timeout: float = 120) -> tuple[int, int]:
+    wait_until(lambda: unscored_transactions(stack)[0] == 0, timeout=timeout, interval=2)
+    return unscored_transactions(stack)
+
+
+def task_state(stack: ComposeStack, task_id: str) -> dict:
+    return requests.get(f"{stack.url('KAPACITOR_PORT')}/kapacitor/v1/tasks/{task_id}",
+                        timeout=10).json()
+
+
+def scoring_task_executes(stack: ComposeStack) -> bool:
+    state = task_state(stack, "fraud_scoring")
+    return state.get("executing") is True and not state.get("error")
+
+
+def test_up_brings_every_service_up_healthy_and_runs_the_one_shots(stack: ComposeStack) -> None:
+    services = stack.services()
+    assert set(services) == LONG_RUNNING | ONE_SHOT, "no Grafana or Chronograf without dashboards"
+    for name in ONE_SHOT:
+        assert (services[name]["State"], services[name]["ExitCode"]) == ("exited", 0), name
+    for name in LONG_RUNNING:
+        assert services[name]["State"] == "running", name
+        assert services[name]["Health"] in ("healthy", ""), f"{name}: {services[name]['Health']}"
+
+
+def test_the_tasks_execute_in_kapacitor(stack: ComposeStack) -> None:
+    for task_id in ("fraud_scoring", "fraud_alerts", "kapacitor_stats"):
+        state = task_state(stack, task_id)
+        assert (state["status"], state["executing"], state["error"]) == ("enabled", True, "")
+
+
+def test_the_stack_trains_on_the_hosts_dataset_into_the_hosts_models_folder(
+    stack: ComposeStack,
+) -> None:
+    settings = Settings(root=stack.directory)
+    registry = ModelRegistry(settings.models_dir)
+    production = registry.production()
+    assert production == ModelRef("fraud-lgbm", 1)
+    manifest = json.loads((settings.processed_dir / "manifest.json").read_text())
+    assert registry.metadata(production)["data_sha256"] == manifest["train_sha256"]
+    owner = int(stack.env["HOST_UID"])
+    for path in (settings.models_dir / "production.json", registry.path(production)):
+        assert path.stat().st_uid == owner, f"{path} belongs to uid {path.stat().st_uid}"
+
+
+def test_predict_on_the_published_port_gives_the_registry_models_probabilities(
+    stack: ComposeStack,
+) -> None:
+    model = ModelRegistry(Settings(root=stack.directory).models_dir).load_production()
+    rows = load_split(Settings(root=stack.directory), "test").head(25)
+    instances = rows[list(schema.FEATURES)].to_dict(orient="records")
+    answer = requests.post(f"{stack.url('API_PORT')}/predict", json={"instances": instances},
+                           timeout=30)
+    assert answer.status_code == 200, answer.text
+    served = [p["probability"] for p in answer.json()["predictions"]]
+    expected = model.predict_proba(rows[list(schema.FEATURES)])
+    assert served == pytest.approx(list(expected), abs=1e-12)
+
+
+def test_after_a_minute_every_transaction_has_its_scored_point(stack: ComposeStack) -> None:
+    influx = stack.influx()
+    a_minute = 60 * 20 * 0.8  # the generator publishes 20 transactions/s
+    assert wait_until(lambda: influx.count("transactions", "Amount") >= a_minute + IN_FLIGHT * 20,
+                      timeout=180, interval=2)
+    unscored, total = wait_until_nothing_is_unscored(stack, timeout=60)
+    assert total >= a_minute
+    assert unscored == 0, f"{unscored} of {total} transactions have no scored point"
+
+
+def test_a_model_promoted_on_the_host_is_served_and_the_reverse(stack: ComposeStack) -> None:
+    settings = Settings(root=stack.directory)
+    trained = train_default_model(settings, params={"n_estimators": 40}, seed=3)
+    assert trained.ref == ModelRef("fraud-lgbm", 2)
+    served = lambda: requests.get(f"{stack.url('API_PORT')}/model", timeout=10).json()  # noqa: E731
+    assert wait_until(lambda: served()["version"] == 2, timeout=30), served()
+    listed = stack.compose("exec", "-T", "api", "tickml", "models", "list").stdout
+    assert re.search(r"fraud-lgbm\s*│\s*2\b.*yes", listed), listed
+    stack.compose("exec", "-T", "api", "tickml", "models", "promote", "fraud-lgbm", "1")
+    assert ModelRegistry(settings.models_dir).production() == ModelRef("fraud-lgbm", 1)
+    assert wait_until(lambda: served()["version"] == 1, timeout=30), served()
+
+
+def test_a_killed_agent_is_recovered_with_nothing_lost(stack: ComposeStack) -> None:
+    pid = stack.main_pid("udf")
+    os.kill(pid, signal.SIGKILL)  # from the host: a crash, which the restart policy handles
+    assert wait_until(lambda: stack.services()["udf"]["State"] == "running"
+                      and stack.main_pid("udf") not in (0, pid), timeout=60)
+    assert wait_until(lambda: scoring_task_executes(stack), timeout=60), \
+        task_state(stack, "fraud_scoring")
+    killed_at = time.monotonic()
+    wait_until(lambda: time.monotonic() - killed_at > 30, timeout=40)
+    unscored, total = wait_until_nothing_is_unscored(stack)
+    assert unscored == 0, f"{unscored} of {total} transactions lost their score"
+
+
+def test_an_influxdb_restart_under_the_generator_loses_nothing(stack: ComposeStack) -> None:
+    before = stack.influx().count("transactions", "Amount")
+    stack.compose("restart", "--timeout", "10", "influxdb")
+    assert wait_until(stack.influx().ping, timeout=60)
+    assert wait_until(lambda: stack.influx().count("transactions", "Amount") > before + 200,
+                      timeout=60, interval=2)
+    restarted_at = time.monotonic()
+    wait_until(lambda: time.monotonic() - restarted_at > 30, timeout=40)
+    unscored, total = wait_until_nothing_is_unscored(stack)
+    assert unscored == 0, f"{unscored} of {total} transactions lost their score"
+
+
+def test_the_six_notebooks_run_in_the_jupyter_container(stack: ComposeStack) -> None:
+    seconds = {}
+    for name in NOTEBOOKS:
+        started = time.monotonic()
+        run = stack.compose(
+            "exec", "-T", "-e", "TICKML_NOTEBOOK_SAMPLE=1", "jupyter", "jupyter", "nbconvert",
+            "--to", "notebook", "--execute", "--ExecutePreprocessor.timeout=900",
+            "--output-dir", "/tmp/executed", f"notebooks/{name}.ipynb",
+            timeout=1200, check=False)
+        assert run.returncode == 0, f"{name}:\n{run.stdout[-2000:]}{run.stderr[-4000:]}"
+        seconds[name] = round(time.monotonic() - started)
+    print(f"notebook seconds in the jupyter container: {seconds}")
+
+
+def test_up_sh_again_is_harmless(stack: ComposeStack) -> None:
+    before = {name: row["ID"] for name, row in stack.services().items() if name in LONG_RUNNING}
+    again = stack.script("up.sh", "--without-dashboards", timeout=900)
+    assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
+    after = {name: row["ID"] for name, row in stack.services().items() if name in LONG_RUNNING}
+    assert after == before, "no running container is recreated"
+    assert scoring_task_executes(stack)
+
+
+def test_the_generator_accounts_for_every_transaction(stack: ComposeStack) -> None:
+    stack.compose("stop", "generator", timeout=120)
+    logs = stack.compose("logs", "--no-log-prefix", "generator").stdout
+    generated, written, dropped = map(int, re.findall(
+        r"generated (\d+), written (\d+), dropped (\d+)", logs)[-1])
+    assert (written, dropped) == (generated, 0)
+    assert stack.influx().count("transactions", "Amount") >= generated
+    unscored, total = wait_until_nothing_is_unscored(stack)
+    assert unscored == 0, f"{unscored} of {total} transactions have no scored point"
+
+
+def test_down_sh_removes_every_container_and_keeps_the_data(stack: ComposeStack) -> None:
+    down = stack.script("down.sh", timeout=300)
+    assert down.returncode == 0, down.stdout + down.stderr
+    assert stack.containers() == []
+    assert any(v.endswith("influxdb-data") for v in stack.volumes())
+    assert ModelRegistry(Settings(root=stack.directory).models_dir).production() is not None
+
+
+def test_down_sh_wipe_after_a_plain_down_deletes_the_volumes(stack: ComposeStack) -> None:
+    wiped = stack.script("down.sh", "--wipe", timeout=300)
+    assert wiped.returncode == 0, wiped.stdout + wiped.stderr
+    assert stack.volumes() == []
+    assert (stack.directory / "data" / "processed" / "test.parquet").is_file(), \
+        "the dataset is the user's: --wipe keeps it"
