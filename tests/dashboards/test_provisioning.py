@@ -120,7 +120,7 @@ def test_grafana_ini_sets_home_dashboard_and_no_anonymous_access_without_a_grafa
     home = ini.get("dashboards", "default_home_dashboard_path")
     assert repo_path(home).name == HOME and repo_path(home).is_file()
     assert not ini.has_option("security", "admin_password"), "the password comes from .env"
-    assert ini.get("dashboards", "min_refresh_interval") == "5s"
+    assert ini.get("dashboards", "min_refresh_interval") == "1s"
 
 
 @pytest.mark.parametrize("name", sorted(DASHBOARDS))

@@ -24,7 +24,7 @@ from tickml.dashboards import (
 )
 from tickml.influx import Series
 
-from .conftest import ALERTS, RUN, UNSCORABLE_REASON, DashboardRun, load_dashboards
+from .conftest import ALERTS, ROOT, RUN, UNSCORABLE_REASON, DashboardRun, load_dashboards
 
 DASHBOARDS = load_dashboards()
 QUERIES: list[tuple[dict[str, Any], PanelQuery]] = [
@@ -237,3 +237,75 @@ def test_stack_health_lists_every_executing_kapacitor_task(dashboard_run: Dashbo
     collected = {s.tags["task"]: s.records()[0]["points collected"] for s in series}
     assert set(collected) == {"fraud_scoring", "fraud_alerts", "kapacitor_stats"}
     assert collected["fraud_scoring"] > 0
+
+
+def mapped_text(panel: dict[str, Any], field: str, value: Any) -> str:
+    """What a table cell shows for `value` under the panel's value mappings for `field`."""
+    for override in panel["fieldConfig"]["overrides"]:
+        if override["matcher"]["options"] != field:
+            continue
+        for prop in override["properties"]:
+            if prop["id"] != "mappings":
+                continue
+            for mapping in prop["value"]:
+                if mapping["type"] == "value" and str(value) in mapping["options"]:
+                    return mapping["options"][str(value)]["text"]
+                if mapping["type"] == "special" and value is None \
+                        and mapping["options"]["match"] == "null":
+                    return mapping["options"]["result"]["text"]
+    return str(value)
+
+
+def test_fraud_and_not_fraud_counters_add_up_to_the_scored_points(
+        dashboard_run: DashboardRun) -> None:
+    fraud = single_row(dashboard_run, "Fraud")["fraud"]
+    not_fraud = single_row(dashboard_run, "Not fraud")["not fraud"]
+    scored = dashboard_run.count('SELECT count("fraud") FROM "scored" WHERE "scored" = true')
+    assert fraud + not_fraud == scored and fraud > 0 and not_fraud > 0
+    colors = {title: panel_by_title(title)["fieldConfig"]["defaults"]["color"]["fixedColor"]
+              for title in ("Fraud", "Not fraud")}
+    assert colors == {"Fraud": "red", "Not fraud": "green"}
+
+
+def test_operations_by_amount_and_analysed_over_time_count_every_transaction(
+        dashboard_run: DashboardRun) -> None:
+    dashboard, query = next(item for item in QUERIES
+                            if item[1].panel == "Latest operations by amount")
+    _, series = run_panel_query(dashboard_run, dashboard, query)
+    assert len(values_of(series, "amount")) == dashboard_run.sent
+    dashboard, query = next(item for item in QUERIES
+                            if item[1].panel == "Analysed operations over time")
+    _, series = run_panel_query(dashboard_run, dashboard, query)
+    flagged = dashboard_run.count('SELECT count("fraud") FROM "scored" WHERE "fraud" = 1')
+    assert sum(values_of(series, "analysed")) == dashboard_run.sent - 1, "one is unscorable"
+    assert sum(values_of(series, "fraud detected")) == flagged > 0
+
+
+def test_latest_analysed_table_reads_ok_fraud_detected_or_queued(
+        dashboard_run: DashboardRun) -> None:
+    panel = panel_by_title("Latest analysed transactions")
+    dashboard = DASHBOARDS["fraud-live.json"]
+    queries = {q.ref_id: q for _, q in QUERIES if q.panel == panel["title"]}
+    latest = [row for s in run_panel_query(dashboard_run, dashboard, queries["A"])[1]
+              for row in s.records()]
+    verdicts = {row["transaction_id"]: row["verdict"]
+                for s in run_panel_query(dashboard_run, dashboard, queries["B"])[1]
+                for row in s.records()}
+    assert len(latest) == 100
+    # The panel joins B onto A by transaction id, as its joinByField transformation does.
+    shown = [mapped_text(panel, "Verdict", verdicts.get(row["transaction_id"]))
+             for row in latest]
+    assert shown[0] == "Queued", "the unscorable point, written last, has no verdict"
+    assert set(shown) == {"OK", "Fraud detected", "Queued"}
+    assert shown.count("Queued") == 1
+    transformation = panel["transformations"][0]
+    assert transformation == {"id": "joinByField",
+                              "options": {"byField": "transaction_id", "mode": "outer"}}
+
+
+def test_a_one_second_refresh_is_allowed_and_five_seconds_stays_the_default(
+        dashboards: dict[str, dict[str, Any]]) -> None:
+    live = dashboards["fraud-live.json"]
+    assert live["refresh"] == "5s" and "1s" in live["timepicker"]["refresh_intervals"]
+    ini = (ROOT / "compose" / "grafana" / "grafana.ini").read_text()
+    assert re.search(r"^min_refresh_interval = 1s$", ini, re.MULTILINE)
