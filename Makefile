@@ -46,8 +46,14 @@ docker: ## Install Docker Engine, build the Compose v2 plugin and the stand-in b
 proto: $(STAMP) ## Regenerate tickml/udf/udf_pb2.py from tickml/udf/udf.proto
 	cd tickml/udf && ../../$(BIN)/python -m grpc_tools.protoc -I. --python_out=. udf.proto
 
+.PHONY: setup
+setup: $(STAMP) tick docker ## Install everything the tests need (the three parts in parallel)
+
 .PHONY: test
-test: $(STAMP) tick docker lint ## Install what the tests need, lint, and run the whole test suite
+test: ## Install what the tests need, lint, and run the whole test suite
+	@# The builds are CPU- and network-bound in turns: run them side by side.
+	$(MAKE) --no-print-directory --jobs=3 --output-sync=target setup
+	$(MAKE) --no-print-directory lint
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest
 
 .PHONY: data
