@@ -9,6 +9,8 @@ from typing import Any
 
 import requests
 
+from tickml.config import Settings
+
 FieldValue = float | int | bool | str
 
 
@@ -135,3 +137,9 @@ class InfluxClient:
 
     def close(self) -> None:
         self.session.close()
+
+
+def influx_for(settings: Settings) -> InfluxClient:
+    """A client for the settings' server, database and credentials."""
+    return InfluxClient(settings.influx_url, settings.influx_db,
+                        username=settings.influx_user, password=settings.influx_password)

@@ -18,6 +18,8 @@ from typing import Any
 
 import requests
 
+from tickml.config import Settings
+
 log = logging.getLogger(__name__)
 #: tickml's tasks, in the order they are defined (scoring before its alerts).
 TASKS: dict[str, str] = {"fraud_scoring": "fraud_scoring.tick",
@@ -129,6 +131,12 @@ def _typed_var(value: str | bool | int | float | timedelta) -> dict[str, Any]:
     if isinstance(value, bool):
         return {"type": "bool", "value": value}
     return {"type": "int" if isinstance(value, int) else "float", "value": value}
+
+
+def task_variables(settings: Settings) -> dict[str, dict[str, Any]]:
+    """Per-task TICKscript `var` overrides taken from the settings."""
+    return {"fraud_alerts": task_vars({"alert_log": settings.alert_log})
+            if settings.alert_log else {}}
 
 
 def read_scripts(scripts_dir: Path) -> dict[str, str]:

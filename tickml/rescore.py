@@ -9,12 +9,15 @@ timestamp, which replaces an earlier unscored point instead of adding one.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from tickml import schema
-from tickml.influx import InfluxClient, to_line
+from tickml.config import Settings
+from tickml.influx import InfluxClient, influx_for, to_line
 from tickml.udf import points
 from tickml.udf.client import PredictClient, ScoringRejected, ScoringUnavailable
 
@@ -22,6 +25,8 @@ log = logging.getLogger(__name__)
 SOURCE = "transactions"
 TARGET = "scored"
 RESCORED = "rescored"  # true on points written by rescore (their latency means nothing)
+DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h|d)$")
+UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
 @dataclass(frozen=True)
@@ -126,3 +131,33 @@ def _typed_fields(fields: dict[str, Any]) -> dict[str, Any]:
 def _batches(items: list[Transaction], size: int) -> Iterator[list[Transaction]]:
     for start in range(0, len(items), size):
         yield items[start:start + size]
+
+
+def rescore_range(settings: Settings, start_ns: int, end_ns: int) -> RescoreReport:
+    """`rescore` against the settings' InfluxDB and model API, with generous retries."""
+    influx = influx_for(settings)
+    api = PredictClient(settings.api_url, timeout=10.0, retry_for=30.0)
+    try:
+        return rescore(influx, api, start_ns, end_ns)
+    finally:
+        influx.close()
+        api.close()
+
+
+def parse_duration(text: str) -> float:
+    """Seconds in a duration such as '90s', '15m', '2h' or '1d'.
+
+    Raises:
+        ValueError: the text is not such a duration.
+    """
+    match = DURATION.match(text.strip())
+    if not match:
+        raise ValueError(f"{text!r} is not a duration like 30s, 15m, 2h or 1d")
+    return float(match.group(1)) * UNIT_SECONDS[match.group(2)]
+
+
+def to_ns(moment: datetime) -> int:
+    """Nanoseconds since the epoch; a moment without an offset is taken as UTC."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return int(moment.timestamp() * 1e9)
