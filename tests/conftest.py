@@ -11,13 +11,18 @@ from tickml.data.prepare import prepare_dataset
 from tickml.modeling.train import train_default_model
 from tickml.registry import ModelRegistry
 
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPTS = ROOT / "compose" / "kapacitor"
 SMALL_ROWS = 60_000  # about 100 frauds: enough to learn, fast to train
 SMALL_MODEL_PARAMS = {"n_estimators": 80, "learning_rate": 0.1}
 
 
 def settings_for(root: Path, **overrides) -> Settings:
-    """Settings whose data, models and run directories all live under `root`."""
-    return Settings(root=root, **overrides)
+    """Settings whose data, models and run directories all live under `root`.
+
+    The TICKscripts are the repository's own, wherever `root` is.
+    """
+    return Settings(root=root, **{"kapacitor_scripts": SCRIPTS, **overrides})
 
 
 @pytest.fixture

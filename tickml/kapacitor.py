@@ -21,6 +21,8 @@ import requests
 from tickml.config import Settings
 
 log = logging.getLogger(__name__)
+#: A TICKscript `var` value as Python gives it (durations as timedelta).
+VarValue = str | bool | int | float | timedelta
 #: tickml's tasks, in the order they are defined (scoring before its alerts).
 TASKS: dict[str, str] = {"fraud_scoring": "fraud_scoring.tick",
                          "fraud_alerts": "fraud_alerts.tick",
@@ -113,8 +115,7 @@ def _checked(response: requests.Response, what: str) -> dict[str, Any]:
     return response.json() if response.content else {}
 
 
-def task_vars(values: Mapping[str, str | bool | int | float | timedelta]
-              ) -> dict[str, dict[str, Any]]:
+def task_vars(values: Mapping[str, VarValue]) -> dict[str, dict[str, Any]]:
     """TICKscript `var` overrides in the task API's typed form.
 
     Durations go as integer nanoseconds, the form Kapacitor hands back, so that a
@@ -123,7 +124,7 @@ def task_vars(values: Mapping[str, str | bool | int | float | timedelta]
     return {name: _typed_var(value) for name, value in values.items()}
 
 
-def _typed_var(value: str | bool | int | float | timedelta) -> dict[str, Any]:
+def _typed_var(value: VarValue) -> dict[str, Any]:
     if isinstance(value, timedelta):
         return {"type": "duration", "value": round(value.total_seconds() * 1e9)}
     if isinstance(value, str):
@@ -133,10 +134,36 @@ def _typed_var(value: str | bool | int | float | timedelta) -> dict[str, Any]:
     return {"type": "int" if isinstance(value, int) else "float", "value": value}
 
 
-def task_variables(settings: Settings) -> dict[str, dict[str, Any]]:
-    """Per-task TICKscript `var` overrides taken from the settings."""
-    return {"fraud_alerts": task_vars({"alert_log": settings.alert_log})
-            if settings.alert_log else {}}
+def task_variables(
+    settings: Settings, *overrides: Mapping[str, Mapping[str, VarValue]]
+) -> dict[str, dict[str, Any]]:
+    """Per-task TICKscript `var` overrides: the settings' first, then each of `overrides`.
+
+    Args:
+        overrides: task id → var name → value, e.g. {"fraud_scoring": {"batch_size": 1}};
+            a later one wins over an earlier one, var by var.
+    """
+    values: dict[str, dict[str, VarValue]] = {
+        "fraud_alerts": {"alert_log": settings.alert_log} if settings.alert_log else {}}
+    for layer in overrides:
+        for task_id, task_values in layer.items():
+            values[task_id] = {**values.get(task_id, {}), **task_values}
+    return {task_id: task_vars(task_values) for task_id, task_values in values.items()}
+
+
+def define_tickml_tasks(
+    client: KapacitorClient,
+    settings: Settings,
+    *overrides: Mapping[str, Mapping[str, VarValue]],
+) -> dict[str, str]:
+    """Define tickml's tasks from the settings' TICKscripts and variables, `overrides` on top.
+
+    Every caller (`tickml tasks define`, the native stack, the local pipeline of the
+    tests and benchmarks) goes through here, so a setting such as TICKML_ALERT_LOG
+    means the same everywhere. Returns what `define_tasks` did to each task.
+    """
+    return define_tasks(client, read_scripts(settings.kapacitor_scripts),
+                        task_variables(settings, *overrides))
 
 
 def read_scripts(scripts_dir: Path) -> dict[str, str]:

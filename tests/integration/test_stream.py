@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from datetime import timedelta
 
 import numpy as np
 import pandas as pd
@@ -12,11 +11,11 @@ import requests
 from tests.polling import wait_until
 from tickml import schema
 from tickml.generator import transaction_lines
-from tickml.kapacitor import TASKS, define_tasks, read_scripts, task_vars
+from tickml.kapacitor import TASKS
 from tickml.rescore import rescore
 from tickml.udf.client import PredictClient
 
-from .conftest import SCRIPTS, StreamStack
+from .conftest import StreamStack
 
 
 def api_scores(stack: StreamStack, rows: pd.DataFrame) -> tuple[np.ndarray, float]:
@@ -122,9 +121,7 @@ def test_killed_agent_is_recovered_by_the_watchdog_and_nothing_is_missing(stream
 def test_defining_the_tasks_again_changes_nothing(stream) -> None:
     # up.sh runs on every start: a second definition must not restart a healthy stream
     kapacitor = stream.pipeline.kapacitor
-    variables = {"fraud_alerts": task_vars({"alert_log": str(stream.pipeline.alert_log)}),
-                 "fraud_scoring": task_vars({"retry_for": timedelta(seconds=1)})}
     before = {task_id: kapacitor.task(task_id) for task_id in TASKS}
-    actions = define_tasks(kapacitor, read_scripts(SCRIPTS), variables)
+    actions = stream.pipeline.define_tasks()
     assert actions == dict.fromkeys(TASKS, "unchanged"), {t: before[t].vars for t in TASKS}
     assert all(kapacitor.task(task_id).healthy for task_id in TASKS), before

@@ -29,6 +29,7 @@ def native_environment(directory: Path, project: Settings) -> dict[str, str]:
         "TICKML_API_BIND": f"127.0.0.1:{api}",
         "TICKML_API_URL": f"http://127.0.0.1:{api}",
         "TICKML_UDF_SOCKET": str(short_socket_path(directory)),
+        "TICKML_ALERT_LOG": str(directory / "alerts.log"),
         "TICKML_WATCHDOG_INTERVAL": "0.5",
         "TICKML_API_RELOAD_INTERVAL": "0.5",
     }

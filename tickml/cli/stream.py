@@ -63,19 +63,12 @@ def udf(
 @tasks_app.command("define")
 def tasks_define() -> None:
     """Create or update the fraud_scoring and fraud_alerts tasks (safe to repeat)."""
-    from tickml.kapacitor import (
-        KapacitorClient,
-        KapacitorError,
-        define_tasks,
-        read_scripts,
-        task_variables,
-    )
+    from tickml.kapacitor import KapacitorClient, KapacitorError, define_tickml_tasks
 
     settings = get_settings()
     client = KapacitorClient(settings.kapacitor_url)
     try:
-        actions = define_tasks(client, read_scripts(settings.kapacitor_scripts),
-                               task_variables(settings))
+        actions = define_tickml_tasks(client, settings)
     except (KapacitorError, OSError) as exc:
         raise fail(str(exc)) from None
     for task_id, action in actions.items():

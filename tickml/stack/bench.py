@@ -29,9 +29,8 @@ from tickml.config import Settings
 from tickml.data.prepare import load_split
 from tickml.generator import transaction_lines
 from tickml.influx import InfluxClient
-from tickml.kapacitor import KapacitorClient, define_tasks, read_scripts, task_vars
 from tickml.stack.process import Service
-from tickml.stack.services import local_pipeline
+from tickml.stack.services import LocalPipeline, local_pipeline
 
 MODES = {"micro-batched": (200, timedelta(milliseconds=50)),
          "batch size 1": (1, timedelta(0))}
@@ -60,20 +59,18 @@ def run_pipeline_benchmark(settings: Settings, burst: int, naive_burst: int, rat
                                         pipeline.kapacitord)}
         results = []
         for mode, (batch_size, max_wait) in MODES.items():
-            _use_batching(pipeline.kapacitor, settings, batch_size, max_wait)
+            _use_batching(pipeline, batch_size, max_wait)
             size = burst if batch_size > 1 else naive_burst
             results.append(_measure(mode, batch_size, pipeline.influx, rows, size, rate,
                                     seconds, services))
         return results
 
 
-def _use_batching(kapacitor: KapacitorClient, settings: Settings, batch_size: int,
-                  max_wait: timedelta) -> None:
-    variables = {"fraud_scoring": task_vars({"batch_size": batch_size, "max_wait": max_wait})}
-    define_tasks(kapacitor, read_scripts(settings.kapacitor_scripts), variables)
+def _use_batching(pipeline: LocalPipeline, batch_size: int, max_wait: timedelta) -> None:
+    pipeline.define_tasks({"fraud_scoring": {"batch_size": batch_size, "max_wait": max_wait}})
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
-        state = kapacitor.task("fraud_scoring")
+        state = pipeline.kapacitor.task("fraud_scoring")
         if state is not None and state.healthy:
             return
         time.sleep(0.2)

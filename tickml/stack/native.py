@@ -27,7 +27,7 @@ from supervisor.xmlrpc import SupervisorTransport
 
 from tickml.config import Settings
 from tickml.influx import InfluxClient
-from tickml.kapacitor import KapacitorClient, define_tasks, read_scripts
+from tickml.kapacitor import KapacitorClient, define_tickml_tasks
 from tickml.stack.binaries import find_binary
 from tickml.stack.configs import InfluxConfig, KapacitorConfig, write_config
 from tickml.stack.services import TICKML, http_ok, socket_accepts
@@ -178,8 +178,8 @@ stdout_logfile_backups = 2
             if program.name == "influxd":
                 InfluxClient(self.influx.url, self.settings.influx_db).create_database()
             if program.name == "kapacitord":
-                actions = define_tasks(KapacitorClient(self.kapacitor.url),
-                                       read_scripts(self.settings.kapacitor_scripts))
+                actions = define_tickml_tasks(KapacitorClient(self.kapacitor.url),
+                                              self.settings)
                 report("tasks: " + ", ".join(f"{k} {v}" for k, v in actions.items()))
 
     def _check_ports_free(self) -> None:

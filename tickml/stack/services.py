@@ -7,20 +7,21 @@ container runs. Used by the native stack, the benchmarks and the tests.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 import socket
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import requests
 
 from tickml.config import Settings
 from tickml.influx import InfluxClient
-from tickml.kapacitor import KapacitorClient, define_tasks, read_scripts, task_vars
+from tickml.kapacitor import KapacitorClient, VarValue, define_tickml_tasks
 from tickml.stack.binaries import find_binary
 from tickml.stack.configs import InfluxConfig, KapacitorConfig, write_config
 from tickml.stack.process import Service
@@ -137,7 +138,17 @@ class LocalPipeline:
     influx: InfluxClient
     kapacitor: KapacitorClient
     socket_path: Path
-    alert_log: Path
+    task_overrides: Mapping[str, Mapping[str, VarValue]] = field(default_factory=dict)
+
+    @property
+    def alert_log(self) -> Path:
+        return Path(self.settings.alert_log)
+
+    def define_tasks(self, overrides: Mapping[str, Mapping[str, VarValue]] | None = None
+                     ) -> dict[str, str]:
+        """Define tickml's tasks with the pipeline's variables, `overrides` on top."""
+        return define_tickml_tasks(self.kapacitor, self.settings, self.task_overrides,
+                                   overrides or {})
 
     def restart_api(self) -> None:
         """Start the API again on its old port (after `api.stop()`)."""
@@ -160,16 +171,19 @@ def local_pipeline(
     settings: Settings,
     directory: Path,
     *,
-    scripts_dir: Path | None = None,
-    task_variables: dict[str, dict] | None = None,
+    task_overrides: Mapping[str, Mapping[str, VarValue]] | None = None,
     api_workers: int = 1,
 ) -> Iterator[LocalPipeline]:
     """Start the whole stream for `settings`' model and define tickml's tasks.
+
+    The tasks come from `settings.kapacitor_scripts` with `task_overrides` on top;
+    alerts are logged to `directory/alerts.log`.
 
     Services start in dependency order (the agent before kapacitord, which needs its
     socket; the database before kapacitord, so it subscribes at startup) and are
     stopped when the block ends, whatever happens inside it.
     """
+    settings = dataclasses.replace(settings, alert_log=str(directory / "alerts.log"))
     started: list[Service] = []
     try:
         influxd, influx_config = start_influxd(directory)
@@ -184,14 +198,10 @@ def local_pipeline(
         kapacitord, kapacitor_config = start_kapacitord(directory, influx_config.url,
                                                         socket_path)
         started.append(kapacitord)
-        kapacitor = KapacitorClient(kapacitor_config.url)
-        alert_log = directory / "alerts.log"
-        variables = {"fraud_alerts": task_vars({"alert_log": str(alert_log)}),
-                     **(task_variables or {})}
-        define_tasks(kapacitor, read_scripts(scripts_dir or settings.kapacitor_scripts),
-                     variables)
         pipeline = LocalPipeline(settings, directory, influxd, api, agent, kapacitord, influx,
-                                 kapacitor, socket_path, alert_log)
+                                 KapacitorClient(kapacitor_config.url), socket_path,
+                                 dict(task_overrides or {}))
+        pipeline.define_tasks()
         started.clear()  # from here on the pipeline stops its own, possibly restarted, services
         try:
             yield pipeline
