@@ -9,6 +9,7 @@ enable: enabling an enabled task does nothing).
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -28,6 +29,8 @@ TASKS: dict[str, str] = {"fraud_scoring": "fraud_scoring.tick",
                          "fraud_alerts": "fraud_alerts.tick",
                          # Kapacitor's own statistics into `_kapacitor` (Stack health).
                          "kapacitor_stats": "kapacitor_stats.tick"}
+SCORING_TASK = "fraud_scoring"
+_THRESHOLD_CALL = re.compile(r"\.threshold\(\s*([^)\s]+)\s*\)")
 
 
 class KapacitorError(RuntimeError):
@@ -208,6 +211,34 @@ def _layout_free(script: str) -> list[str]:
 
 def _var_values(variables: Mapping[str, Any]) -> dict[str, Any]:
     return {name: spec.get("value") for name, spec in variables.items()}
+
+
+def scoring_threshold(client: KapacitorClient) -> float | None:
+    """The `.threshold()` the scoring task gives the agent; None when it leaves the model's.
+
+    Raises:
+        KapacitorError: Kapacitor could not be asked.
+        ValueError: the threshold is not a plain number or var.
+    """
+    state = client.task(SCORING_TASK)
+    return None if state is None else script_threshold(state.script, state.vars)
+
+
+def script_threshold(script: str, variables: Mapping[str, Any]) -> float | None:
+    """The argument of `.threshold()` in a TICKscript, or None when there is none.
+
+    The argument is a number or a `var`, whose value is the task's override when it
+    has one (`variables`, in the task API's typed form), else the script's default.
+    """
+    code = "\n".join(line.split("//", 1)[0] for line in script.splitlines())
+    call = _THRESHOLD_CALL.search(code)
+    if call is None:
+        return None
+    argument = call.group(1)
+    if argument in variables:
+        return float(variables[argument]["value"])
+    declared = re.search(rf"^\s*var\s+{re.escape(argument)}\s*=\s*(\S+)", code, re.MULTILINE)
+    return float(declared.group(1) if declared else argument)
 
 
 def restart_stopped_tasks(client: KapacitorClient, task_ids: list[str]) -> list[str]:

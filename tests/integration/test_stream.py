@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import dataclasses
+import shutil
 import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import requests
 
+from tests.conftest import SCRIPTS
 from tests.polling import wait_until
 from tickml import schema
 from tickml.generator import transaction_lines
-from tickml.kapacitor import TASKS
-from tickml.rescore import rescore
+from tickml.kapacitor import TASKS, define_tickml_tasks
+from tickml.rescore import rescore, rescore_range
 from tickml.udf.client import PredictClient
 
 from .conftest import StreamStack
@@ -86,6 +90,31 @@ def test_api_outage_marks_points_and_rescore_fills_every_gap(stream) -> None:
     assert final["scored"].astype(bool).all()
     assert (final["unscored_reason"].fillna("") == "").all()
     assert stream.kapacitor.task("fraud_scoring").healthy
+
+
+def test_rescore_takes_the_threshold_the_scoring_task_gives_the_agent(
+        stream, tmp_path: Path) -> None:
+    scripts = tmp_path / "scripts"
+    shutil.copytree(SCRIPTS, scripts)
+    scoring = scripts / "fraud_scoring.tick"
+    # A task that flags every transaction, whatever the model's own threshold.
+    scoring.write_text(scoring.read_text().replace(
+        "    @fraud()\n", "    @fraud()\n        .threshold(0.0)\n"))
+    settings = dataclasses.replace(stream.settings, kapacitor_scripts=scripts,
+                                   kapacitor_url=stream.kapacitor.url,
+                                   influx_url=stream.influx.url, api_url=stream.api.url)
+    try:
+        define_tickml_tasks(stream.kapacitor, settings, stream.task_overrides)
+        stream.kapacitor.set_status("fraud_scoring", "disabled")  # leave the run to rescore
+        start = time.time_ns()
+        sent = stream.write("task-threshold", stream.test_rows.query("Class == 0").head(20))
+        report = rescore_range(settings, start, time.time_ns() + 1)
+        rescored = stream.scored("task-threshold")
+        assert report.rescored == sent and len(rescored) == sent
+        assert (rescored["fraud"] == 1).all(), "rescore flags what the agent would flag"
+    finally:
+        stream.pipeline.define_tasks()
+        assert stream.wait_task_executing("fraud_scoring", timeout=60)
 
 
 def test_killed_agent_is_recovered_by_the_watchdog_and_nothing_is_missing(stream) -> None:

@@ -13,10 +13,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from tickml.schema import REASON, SCORED
 from tickml.udf import udf_pb2
 from tickml.udf.handler import ConnectionHandler
 from tickml.udf.options import ScoringOptions
-from tickml.udf.points import REASON, SCORED
 
 from .kapacitor_side import KapacitorSide, keepalive_request, point_request
 

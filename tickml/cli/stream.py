@@ -109,7 +109,7 @@ def watchdog(
     notices, restarts it (disable, then enable) and, by default, rescores the
     window in which it was down.
     """
-    from tickml.kapacitor import TASKS, KapacitorClient, watch_tasks
+    from tickml.kapacitor import SCORING_TASK, TASKS, KapacitorClient, watch_tasks
     from tickml.rescore import rescore_range
 
     settings = get_settings()
@@ -117,7 +117,7 @@ def watchdog(
     last_healthy = time.time_ns()
 
     def after_restart(task_ids: list[str]) -> None:
-        if rescore_after and "fraud_scoring" in task_ids:
+        if rescore_after and SCORING_TASK in task_ids:
             # Points arrive at Kapacitor a little after their timestamp: look back a bit.
             report = rescore_range(settings, last_healthy - 60 * 10**9, time.time_ns())
             log.info("rescore: %s", report)

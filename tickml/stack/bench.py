@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 import psutil
 
+from tickml import schema
 from tickml.config import Settings
 from tickml.data.prepare import load_split
 from tickml.generator import transaction_lines
@@ -108,13 +109,14 @@ def _measure(mode: str, batch_size: int, influx: InfluxClient, rows: pd.DataFram
 def _wait_for(influx: InfluxClient, run: str, expected: int, timeout: float) -> np.ndarray:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if influx.count("scored", "latency_ms", f"\"run\" = '{run}'") >= expected:
+        if influx.count(schema.SCORED_POINTS, schema.LATENCY, f"\"run\" = '{run}'") >= expected:
             break
         time.sleep(0.25)
     else:
         raise RuntimeError(f"only part of run {run} was scored within {timeout:.0f}s")
-    records = influx.records(f"SELECT latency_ms FROM scored WHERE \"run\" = '{run}'")
-    return np.array([r["latency_ms"] for r in records])
+    records = influx.records(f'SELECT "{schema.LATENCY}" FROM "{schema.SCORED_POINTS}" '
+                             f"WHERE \"run\" = '{run}'")
+    return np.array([r[schema.LATENCY] for r in records])
 
 
 def _cpu_seconds(services: dict[str, Service]) -> dict[str, float]:

@@ -20,10 +20,10 @@ import time
 from dataclasses import dataclass, field
 
 from tickml.udf import udf_pb2
-from tickml.udf.client import PredictClient, ScoringRejected, ScoringUnavailable
+from tickml.udf.client import PredictClient, Score, Unscored, score_rows
 from tickml.udf.framing import FrameReader, ProtocolError, encode_frame
 from tickml.udf.options import OptionsError, ScoringOptions, describe_options, parse_options
-from tickml.udf.points import read_features, scored_point, unscored_point
+from tickml.udf.points import read_features, result_point
 
 log = logging.getLogger(__name__)
 HEARTBEAT_SECONDS = 1.0
@@ -33,8 +33,7 @@ _END = object()  # queued after the last point: flush and stop
 @dataclass
 class PendingPoint:
     point: udf_pb2.Point
-    features: list[float] | None
-    reason: str | None
+    row: list[float] | str  # its features, or why it cannot be scored
 
 
 @dataclass
@@ -141,9 +140,8 @@ class ConnectionHandler:
             self._scorer = threading.Thread(target=self._score_loop, name=f"score-{self.name}",
                                              daemon=True)
             self._scorer.start()
-        features, reason = read_features(point)
         self.stats.points_in += 1
-        self._put(PendingPoint(point, features, reason))
+        self._put(PendingPoint(point, read_features(point)))
 
     def _put(self, item: object) -> None:
         """Queue an item; while the queue is full, keep Kapacitor's keepalive timer fed."""
@@ -195,37 +193,21 @@ class ConnectionHandler:
         return _END
 
     def _emit(self, batch: list[PendingPoint], client: PredictClient) -> None:
-        valid = [p for p in batch if p.features is not None]
-        results = iter(self._predict(client, [p.features for p in valid]) if valid else [])
+        outcomes = score_rows(client, [p.row for p in batch], self.options.threshold)
         now = time.time_ns()
         self.stats.batches += 1
-        responses = []
-        for pending in batch:
-            result = pending.reason if pending.reason is not None else next(results)
-            if isinstance(result, str):
-                self._count_unscored(result)
-                responses.append(unscored_point(pending.point, result, now))
-            else:
-                self.stats.scored += 1
-                responses.append(scored_point(pending.point, *result, now))
-        self._send(*responses)  # one write for the whole batch, in arrival order
+        for outcome in outcomes:
+            self._count(outcome)
+        # one write for the whole batch, in arrival order
+        self._send(*(result_point(pending.point, outcome.fields(), now)
+                     for pending, outcome in zip(batch, outcomes, strict=True)))
 
-    def _predict(self, client: PredictClient, rows: list[list[float]]) -> list[tuple | str]:
-        """Per row: (probability, verdict, model, version), or the reason it failed."""
-        try:
-            predictions = client.predict(rows)
-        except (ScoringUnavailable, ScoringRejected) as exc:
-            log.error("%s: %d points go out unscored: %s", self.name, len(rows), exc)
-            return [str(exc)] * len(rows)
-        threshold = self.options.threshold
-        verdicts = predictions.verdicts if threshold is None else \
-            [p >= threshold for p in predictions.probabilities]
-        return [(p, v, predictions.model, predictions.version)
-                for p, v in zip(predictions.probabilities, verdicts, strict=True)]
-
-    def _count_unscored(self, reason: str) -> None:
+    def _count(self, outcome: Score | Unscored) -> None:
+        if isinstance(outcome, Score):
+            self.stats.scored += 1
+            return
         self.stats.unscored += 1
-        self.stats.reasons[reason] = self.stats.reasons.get(reason, 0) + 1
+        self.stats.reasons[outcome.reason] = self.stats.reasons.get(outcome.reason, 0) + 1
 
     # -- writing and closing ---------------------------------------------------------
     def _send(self, *responses: udf_pb2.Response) -> None:
