@@ -11,7 +11,7 @@ from tickml import schema
 from tickml.data.synthetic import generate_transactions
 from tickml.generator import Publisher, PublishOptions, TransactionSampler, transaction_lines
 from tickml.influx import InfluxClient, to_line
-from tickml.stack.services import free_port
+from tickml.stack.programs import free_port
 
 
 @pytest.fixture(scope="module")

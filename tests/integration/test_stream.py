@@ -100,9 +100,7 @@ def test_rescore_takes_the_threshold_the_scoring_task_gives_the_agent(
     # A task that flags every transaction, whatever the model's own threshold.
     scoring.write_text(scoring.read_text().replace(
         "    @fraud()\n", "    @fraud()\n        .threshold(0.0)\n"))
-    settings = dataclasses.replace(stream.settings, kapacitor_scripts=scripts,
-                                   kapacitor_url=stream.kapacitor.url,
-                                   influx_url=stream.influx.url, api_url=stream.api.url)
+    settings = dataclasses.replace(stream.settings, kapacitor_scripts=scripts)
     try:
         define_tickml_tasks(stream.kapacitor, settings, stream.task_overrides)
         stream.kapacitor.set_status("fraud_scoring", "disabled")  # leave the run to rescore
@@ -119,13 +117,12 @@ def test_rescore_takes_the_threshold_the_scoring_task_gives_the_agent(
 
 def test_killed_agent_is_recovered_by_the_watchdog_and_nothing_is_missing(stream) -> None:
     from tickml.stack.process import Service
-    from tickml.stack.services import TICKML, tickml_env
+    from tickml.stack.programs import TICKML, tickml_env
 
     watchdog = Service("watchdog", [TICKML, "watchdog", "--interval", "0.5",
                                     "--no-rescore-after"],
                        stream.directory, ready=lambda: True,
-                       env=tickml_env(stream.settings,
-                                      TICKML_KAPACITOR_URL=stream.kapacitor.url)).start()
+                       env=tickml_env(stream.settings)).start()
     try:
         start = time.time_ns()
         first = stream.write("agent-killed", stream.test_rows.iloc[200:240])

@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 from tickml.cli import app
 from tickml.config import Settings
 from tickml.lab import DEFAULT_BIND, lab_command, lab_env, notebooks_dir, parse_bind
-from tickml.stack.services import free_port
+from tickml.stack.programs import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 

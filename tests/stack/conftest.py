@@ -11,7 +11,7 @@ import pytest
 from tickml.config import Settings
 from tickml.influx import InfluxClient
 from tickml.stack.native import NativeStack
-from tickml.stack.services import free_port, short_socket_path
+from tickml.stack.programs import free_port, short_socket_path
 
 ROOT = Path(__file__).resolve().parents[2]
 

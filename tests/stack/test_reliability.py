@@ -17,7 +17,7 @@ import pytest
 from tests.polling import wait_until
 from tickml.kapacitor import KapacitorClient
 from tickml.stack.native import NativeStack
-from tickml.stack.services import TICKML
+from tickml.stack.programs import TICKML
 
 from .conftest import counts, influx_of, wait_until_settled
 

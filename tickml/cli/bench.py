@@ -38,7 +38,7 @@ def bench_api(
     concurrency 1, 8 and 32 (p50, p99, requests/s); the API on batches of 1,000
     rows (rows/s). Prints a table and writes the figures as JSON.
     """
-    from tickml.api.bench import print_results, run_benchmark, write_results
+    from tickml.bench.api import print_results, run_benchmark, write_results
     from tickml.registry import RegistryError
 
     if worker_class not in WORKER_CLASSES:
@@ -77,7 +77,7 @@ def bench_pipeline(
     write to scored point (p50, p99) at a moderate rate. Writes
     benchmarks/results/pipeline.json.
     """
-    from tickml.stack.bench import format_table, run_pipeline_benchmark, write_results
+    from tickml.bench.pipeline import format_table, run_pipeline_benchmark, write_results
     from tickml.stack.bootstrap import ensure_dataset_and_model
 
     settings = get_settings()
