@@ -11,6 +11,9 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 
+import numpy as np
+import pandas as pd
+
 TIME = "Time"
 AMOUNT = "Amount"
 LABEL = "Class"
@@ -29,6 +32,26 @@ TRANSACTION_ID = "transaction_id"
 REAL_ROWS = 284_807
 REAL_FRAUDS = 492
 REAL_FRAUD_RATE = REAL_FRAUDS / REAL_ROWS
+
+def as_feature_matrix(rows: pd.DataFrame | np.ndarray) -> np.ndarray:
+    """Schema features as a float64 matrix in `FEATURES` order.
+
+    A frame is read by column name (extra columns such as `Class` or an id are
+    ignored); an array must already have the features in schema order.
+    """
+    if isinstance(rows, pd.DataFrame):
+        missing = [c for c in FEATURES if c not in rows.columns]
+        if missing:
+            raise ValueError(f"missing feature columns: {missing}")
+        return rows.loc[:, list(FEATURES)].to_numpy(dtype=np.float64)
+    matrix = np.asarray(rows, dtype=np.float64)
+    if matrix.ndim != 2 or matrix.shape[1] != len(FEATURES):
+        raise ValueError(
+            f"expected a 2-D array with {len(FEATURES)} columns in schema order, "
+            f"got shape {matrix.shape}"
+        )
+    return matrix
+
 
 # -- the stream ------------------------------------------------------------------------
 #: Measurement the generator writes transactions to (FEATURES, LABEL, TRANSACTION_ID).
