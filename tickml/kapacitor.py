@@ -99,11 +99,6 @@ class KapacitorClient:
         self.set_status(task_id, "disabled")
         self.set_status(task_id, "enabled")
 
-    def delete(self, task_id: str) -> None:
-        response = self._call("DELETE", f"/tasks/{task_id}")
-        if response.status_code not in (204, 404):
-            _checked(response, f"delete task {task_id}")
-
     def close(self) -> None:
         self.session.close()
 

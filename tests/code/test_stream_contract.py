@@ -9,12 +9,20 @@ import pytest
 from tests.conftest import SCRIPTS
 from tickml import schema
 from tickml.udf.client import PredictClient, Predictions, Score, Unscored, score_rows
+from tickml.udf.options import DEFAULTS
 
 
 def test_the_scoring_task_reads_transactions_and_writes_scored_points() -> None:
     script = (SCRIPTS / "fraud_scoring.tick").read_text()
     assert f".measurement('{schema.TRANSACTIONS}')" in script
     assert f".measurement('{schema.SCORED_POINTS}')" in script
+
+
+def test_the_scoring_tasks_vars_default_to_the_agents_defaults() -> None:
+    script = (SCRIPTS / "fraud_scoring.tick").read_text()
+    assert f"var batch_size = {DEFAULTS.batch_size}\n" in script
+    assert f"var max_wait = {round(DEFAULTS.max_wait * 1000)}ms\n" in script
+    assert f"var retry_for = {DEFAULTS.retry_for:g}s\n" in script
 
 
 def test_the_alert_task_reads_the_scored_fields_and_writes_alerts() -> None:

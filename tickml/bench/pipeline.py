@@ -32,8 +32,9 @@ from tickml.generator import transaction_lines
 from tickml.influx import InfluxClient
 from tickml.stack.process import Service
 from tickml.stack.services import LocalPipeline, local_pipeline
+from tickml.udf.options import DEFAULTS
 
-MODES = {"micro-batched": (200, timedelta(milliseconds=50)),
+MODES = {"micro-batched": (DEFAULTS.batch_size, timedelta(seconds=DEFAULTS.max_wait)),
          "batch size 1": (1, timedelta(0))}
 
 

@@ -14,6 +14,7 @@ import typer
 
 from tickml.cli.output import fail
 from tickml.config import get_settings
+from tickml.udf.options import DEFAULTS, MAX_BATCH
 
 log = logging.getLogger(__name__)
 tasks_app = typer.Typer(help="Define and inspect tickml's Kapacitor tasks.", no_args_is_help=True)
@@ -27,18 +28,18 @@ def udf(
         help="Model API base URL (default: TICKML_API_URL). A TICKscript's .url() overrides it."
     )] = None,
     batch_size: Annotated[int, typer.Option(
-        min=1, max=10_000, help="Points per /predict call (.batchSize() overrides)."
-    )] = 200,
+        min=1, max=MAX_BATCH, help="Points per /predict call (.batchSize() overrides)."
+    )] = DEFAULTS.batch_size,
     max_wait_ms: Annotated[float, typer.Option(
         min=0, max=10_000, help="Milliseconds to wait for a batch to fill (.maxWait())."
-    )] = 50,
+    )] = round(DEFAULTS.max_wait * 1000),
     timeout: Annotated[float, typer.Option(
         min=0.001, max=60, help="Seconds per HTTP request (.timeout())."
-    )] = 2.0,
+    )] = DEFAULTS.timeout,
     retry_for: Annotated[float, typer.Option(
         min=0, max=300, help="Seconds to retry an unreachable API before points go out "
                              "unscored (.retryFor())."
-    )] = 5.0,
+    )] = DEFAULTS.retry_for,
 ) -> None:
     """Run the Kapacitor UDF agent: score streamed points through the model API.
 

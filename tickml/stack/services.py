@@ -82,14 +82,6 @@ class LocalPipeline:
         return self.services["kapacitord"]
 
     @property
-    def api_url(self) -> str:
-        return self.settings.api_url
-
-    @property
-    def socket_path(self) -> Path:
-        return self.settings.udf_socket
-
-    @property
     def alert_log(self) -> Path:
         return Path(self.settings.alert_log)
 
