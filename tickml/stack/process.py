@@ -60,10 +60,6 @@ class Service:
         raise ServiceFailed(f"{self.name} not ready after {timeout:.0f}s; see {self.log_path}:\n"
                             f"{self.log_tail()}")
 
-    @property
-    def alive(self) -> bool:
-        return self.process is not None and self.process.poll() is None
-
     def stop(self, timeout: float = 15.0, sig: int = signal.SIGTERM) -> None:
         """Signal the process (SIGTERM by default), escalate to SIGKILL, remove the pid file.
 
