@@ -65,6 +65,7 @@ def test_cli_refuses_a_bad_bind() -> None:
     assert "HOST:PORT" in result.output
 
 
+@pytest.mark.integration
 def test_lab_serves_the_notebooks_behind_its_token(tmp_path: Path) -> None:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
