@@ -122,7 +122,7 @@ class InfluxClient:
                 raise InfluxError(f"query failed: {result['error']} ({statement})")
             for item in result.get("series", []):
                 series.append(Series(item.get("name", ""), item.get("tags") or {},
-                                     item["columns"], item["values"]))
+                                     item["columns"], item.get("values", [])))
         return series
 
     def records(self, statement: str) -> list[dict[str, Any]]:

@@ -93,14 +93,14 @@ def port_of(url_or_bind: str) -> int:
     return int(url_or_bind.rstrip("/").rsplit(":", 1)[1])
 
 
-def influx_program(config: InfluxConfig, config_path: Path, database: str) -> Program:
-    """influxd with `config`; once it answers /ping, `database` exists."""
+def influx_program(config: InfluxConfig, config_path: Path, database: str | None) -> Program:
+    """influxd with `config`; once it answers /ping, `database` exists (unless None)."""
     def create_database() -> None:
         InfluxClient(config.url, database).create_database()
 
     return Program("influxd", [str(find_binary("influxd")), "run", "-config", str(config_path)],
-                   lambda: http_ok(f"{config.url}/ping"), on_ready=create_database,
-                   url=config.url)
+                   lambda: http_ok(f"{config.url}/ping"),
+                   on_ready=create_database if database is not None else None, url=config.url)
 
 
 def api_program(settings: Settings, *extra_args: str, ready_path: str = "/ready") -> Program:

@@ -22,13 +22,14 @@ from tickml.stack.programs import (
     Program,
     TaskOverrides,
     free_port,
+    influx_program,
     pipeline_programs,
     port_of,
     short_socket_path,
     tickml_env,
 )
 
-__all__ = ["LocalPipeline", "free_port", "local_pipeline", "start_program"]
+__all__ = ["LocalPipeline", "free_port", "local_pipeline", "start_influxd", "start_program"]
 
 
 def start_program(program: Program, directory: Path, settings: Settings) -> Service:
@@ -43,6 +44,19 @@ def start_program(program: Program, directory: Path, settings: Settings) -> Serv
         service.stop()
         raise
     return service
+
+
+def start_influxd(directory: Path) -> tuple[Service, InfluxConfig]:
+    """influxd alone on free ports, its files under `directory`, with no database yet."""
+    config = influx_config(directory, free_port())
+    write_config(directory / "influxdb.conf", config.render())
+    program = influx_program(config, directory / "influxdb.conf", database=None)
+    return start_program(program, directory, Settings(root=directory)), config
+
+
+def influx_config(directory: Path, http_port: int) -> InfluxConfig:
+    """influxd's files under `directory/influxdb`, HTTP on `http_port`, RPC on a free port."""
+    return InfluxConfig(directory / "influxdb", http_port=http_port, rpc_port=free_port())
 
 
 @dataclass
@@ -139,8 +153,7 @@ def local_pipeline(
     """
     settings = local_settings(settings, directory, api_workers)
     overrides = dict(task_overrides or {})
-    influx = InfluxConfig(directory / "influxdb", http_port=port_of(settings.influx_url),
-                          rpc_port=free_port())
+    influx = influx_config(directory, port_of(settings.influx_url))
     kapacitor = KapacitorConfig(directory / "kapacitor", influx_url=influx.url,
                                 udf_socket=settings.udf_socket,
                                 http_port=port_of(settings.kapacitor_url))
