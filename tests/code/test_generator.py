@@ -38,7 +38,7 @@ def test_fast_lines_are_exactly_what_the_general_formatter_writes(rows) -> None:
         fields = {name: float(row[name]) for name in schema.FEATURES}
         fields[schema.LABEL] = int(row[schema.LABEL])
         fields[schema.TRANSACTION_ID] = f"tx-{int(row['id'])}-{7 + i}"
-        expected.append(to_line("transactions", fields, 7 + i, tags))
+        expected.append(to_line(schema.TRANSACTIONS, fields, 7 + i, tags))
     assert transaction_lines(sample, 7, tags=tags) == expected
 
 

@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 
 from tests.polling import wait_until
+from tickml import schema
 from tickml.config import Settings
 from tickml.data.prepare import load_split
 from tickml.generator import transaction_lines
@@ -34,7 +35,8 @@ class StreamStack:
         return len(lines)
 
     def scored(self, run: str) -> pd.DataFrame:
-        records = self.pipeline.influx.records(f"SELECT * FROM scored WHERE \"run\" = '{run}'")
+        records = self.pipeline.influx.records(
+            f"SELECT * FROM \"{schema.SCORED_POINTS}\" WHERE \"run\" = '{run}'")
         return pd.DataFrame.from_records(records)
 
     def wait_for_scored(self, run: str, expected: int, timeout: float = 60) -> pd.DataFrame:

@@ -46,13 +46,13 @@ def test_every_transaction_comes_out_scored_with_the_api_probability(stream) -> 
     sent = stream.write("all-scored", rows)
     scored = stream.wait_for_scored("all-scored", sent).sort_values("time")
     assert len(scored) == sent
-    assert scored["scored"].all()
+    assert scored[schema.SCORED].all()
     expected, threshold = api_scores(stream, rows)
-    np.testing.assert_allclose(scored["fraud_probability"].to_numpy(), expected, rtol=1e-12)
-    assert (scored["fraud"].to_numpy() == (expected >= threshold)).all()
-    assert set(scored["model"]) == {"fraud-lgbm"}
+    np.testing.assert_allclose(scored[schema.PROBABILITY].to_numpy(), expected, rtol=1e-12)
+    assert (scored[schema.VERDICT].to_numpy() == (expected >= threshold)).all()
+    assert set(scored[schema.MODEL]) == {"fraud-lgbm"}
     assert (scored[schema.LABEL].to_numpy() == rows[schema.LABEL].to_numpy()).all()
-    assert (scored["latency_ms"] >= 0).all()
+    assert (scored[schema.LATENCY] >= 0).all()
 
 
 def test_a_point_with_a_missing_feature_is_marked_and_the_task_keeps_running(stream) -> None:
@@ -60,8 +60,8 @@ def test_a_point_with_a_missing_feature_is_marked_and_the_task_keeps_running(str
     lines[1] = lines[1].replace(",V14=", ",V14_renamed=")
     stream.influx.write_lines(lines)
     scored = stream.wait_for_scored("missing", 3).sort_values("time")
-    assert scored["scored"].tolist() == [True, False, True]
-    assert scored["unscored_reason"].iloc[1] == "missing feature V14"
+    assert scored[schema.SCORED].tolist() == [True, False, True]
+    assert scored[schema.REASON].iloc[1] == "missing feature V14"
     assert stream.kapacitor.task("fraud_scoring").healthy
     after = stream.write("missing-after", stream.test_rows.head(5))
     assert len(stream.wait_for_scored("missing-after", after)) == after
@@ -75,20 +75,20 @@ def test_api_outage_marks_points_and_rescore_fills_every_gap(stream) -> None:
     during = stream.write("outage", stream.test_rows.iloc[50:100])
     scored = stream.wait_for_scored("outage", before + during)
     assert len(scored) == before + during, "every transaction ends scored or marked"
-    unscored = scored[~scored["scored"].astype(bool)]
+    unscored = scored[~scored[schema.SCORED].astype(bool)]
     assert len(unscored) == during
-    assert set(unscored["unscored_reason"]) == {"api unreachable"}
+    assert set(unscored[schema.REASON]) == {"api unreachable"}
     stream.restart_api()
     after = stream.write("outage", stream.test_rows.iloc[100:150])
     total = before + during + after
-    wait_until(lambda: stream.scored("outage")["scored"].sum() >= total - during, timeout=60)
+    wait_until(lambda: stream.scored("outage")[schema.SCORED].sum() >= total - during, timeout=60)
 
     report = rescore_run(stream, start)
     assert report.rescored >= during and report.failed == 0
     final = stream.scored("outage")
     assert len(final) == total, "rescore replaced the unscored points instead of adding"
-    assert final["scored"].astype(bool).all()
-    assert (final["unscored_reason"].fillna("") == "").all()
+    assert final[schema.SCORED].astype(bool).all()
+    assert (final[schema.REASON].fillna("") == "").all()
     assert stream.kapacitor.task("fraud_scoring").healthy
 
 
@@ -109,7 +109,7 @@ def test_rescore_takes_the_threshold_the_scoring_task_gives_the_agent(
         report = rescore_range(settings, start, time.time_ns() + 1)
         rescored = stream.scored("task-threshold")
         assert report.rescored == sent and len(rescored) == sent
-        assert (rescored["fraud"] == 1).all(), "rescore flags what the agent would flag"
+        assert (rescored[schema.VERDICT] == 1).all(), "rescore flags what the agent would flag"
     finally:
         stream.pipeline.define_tasks()
         assert stream.wait_task_executing("fraud_scoring", timeout=60)
@@ -134,12 +134,12 @@ def test_killed_agent_is_recovered_by_the_watchdog_and_nothing_is_missing(stream
         assert "restarting it" in watchdog.log_tail(100)
         later = stream.write("agent-killed", stream.test_rows.iloc[260:300])
         total = first + lost + later
-        wait_until(lambda: stream.scored("agent-killed")["scored"].sum() >= first + later,
+        wait_until(lambda: stream.scored("agent-killed")[schema.SCORED].sum() >= first + later,
                    timeout=60)
         rescore_run(stream, start)
         final = stream.scored("agent-killed")
         assert len(final) == total
-        assert final["scored"].astype(bool).all()
+        assert final[schema.SCORED].astype(bool).all()
     finally:
         watchdog.stop()
 

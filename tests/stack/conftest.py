@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from tickml import schema
 from tickml.config import Settings
 from tickml.influx import InfluxClient
 from tickml.stack.native import NativeStack
@@ -57,10 +58,12 @@ def influx_of(stack: NativeStack) -> InfluxClient:
 def counts(influx: InfluxClient) -> dict[str, int]:
     """Transactions, points in `scored`, and of those the scored and unscored ones."""
     return {
-        "transactions": influx.count("transactions", "Amount"),
-        "scored_points": influx.count("scored", "Amount"),
-        "scored": influx.count("scored", "fraud_probability", "scored = true"),
-        "unscored": influx.count("scored", "Amount", "scored = false"),
+        "transactions": influx.count(schema.TRANSACTIONS, schema.AMOUNT),
+        "scored_points": influx.count(schema.SCORED_POINTS, schema.AMOUNT),
+        "scored": influx.count(schema.SCORED_POINTS, schema.PROBABILITY,
+                               f'"{schema.SCORED}" = true'),
+        "unscored": influx.count(schema.SCORED_POINTS, schema.AMOUNT,
+                                 f'"{schema.SCORED}" = false'),
     }
 
 

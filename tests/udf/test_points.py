@@ -53,7 +53,7 @@ def test_scored_point_keeps_identity_and_adds_score_fields() -> None:
     score = Score(0.93, True, "fraud-lgbm", 3)
     out = points.result_point(original, score.fields(), now_ns=2_004_000_000).point
     assert (out.time, out.name, out.database, out.retentionPolicy) == (
-        original.time, "transactions", "fraud", "autogen")
+        original.time, schema.TRANSACTIONS, "fraud", "autogen")
     assert dict(out.tags) == {"source": "test"} and list(out.dimensions) == ["source"]
     assert out.fieldsString["transaction_id"] == "tx-1"
     assert out.fieldsDouble[schema.PROBABILITY] == 0.93
