@@ -134,6 +134,7 @@ def _cpu_seconds(services: dict[str, Service]) -> dict[str, float]:
 
 
 def write_results(results: list[ModeResult], path: Path) -> None:
+    """Write both modes' figures, the speed-up and the machine's CPU count as JSON."""
     path.parent.mkdir(parents=True, exist_ok=True)
     micro, naive = results
     summary = {"speedup": round(micro.capacity_per_s / naive.capacity_per_s, 1),
@@ -143,6 +144,7 @@ def write_results(results: list[ModeResult], path: Path) -> None:
 
 
 def format_table(results: list[ModeResult]) -> str:
+    """The figures as a Markdown table, with the speed-up below it."""
     lines = ["| agent | burst | capacity tx/s | p50 ms | p99 ms | CPU s (kapacitord / agent / "
              "API / influxd) |", "| --- | ---: | ---: | ---: | ---: | --- |"]
     for r in results:

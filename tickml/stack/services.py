@@ -79,6 +79,7 @@ class LocalPipeline:
         self.influx = InfluxClient(self.settings.influx_url, self.settings.influx_db)
         self.kapacitor = KapacitorClient(self.settings.kapacitor_url)
 
+    # The running services by role; `restart` replaces them.
     @property
     def influxd(self) -> Service:
         return self.services["influxd"]
@@ -104,9 +105,11 @@ class LocalPipeline:
         self.services[name] = start_program(self.programs[name], self.directory, self.settings)
 
     def restart_api(self) -> None:
+        """Start the API again on its port (after `api.stop()`)."""
         self.restart("api")
 
     def restart_agent(self) -> None:
+        """Start the agent again on its socket (after it died or was stopped)."""
         self.restart("udf")
 
     def define_tasks(self, overrides: TaskOverrides | None = None) -> dict[str, str]:
@@ -115,6 +118,7 @@ class LocalPipeline:
                                    overrides or {})
 
     def stop(self) -> None:
+        """Stop every service, the last started first, and close the clients."""
         for service in reversed(self.services.values()):
             service.stop()
         self.influx.close()

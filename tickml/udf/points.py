@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import MutableMapping
+from typing import Any
+
 from tickml import schema
 from tickml.influx import FieldValue
 from tickml.udf import udf_pb2
@@ -35,7 +38,7 @@ def result_point(
     return response
 
 
-def _typed_fields(point: udf_pb2.Point, value: FieldValue):
+def _typed_fields(point: udf_pb2.Point, value: FieldValue) -> MutableMapping[str, Any]:
     if isinstance(value, bool):  # before int: a bool is an int in Python
         return point.fieldsBool
     if isinstance(value, int):
