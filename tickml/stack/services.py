@@ -59,6 +59,11 @@ def influx_config(directory: Path, http_port: int) -> InfluxConfig:
     return InfluxConfig(directory / "influxdb", http_port=http_port, rpc_port=free_port())
 
 
+def _running(name: str) -> property:
+    """A read-only attribute for the running service of program `name`."""
+    return property(lambda pipeline: pipeline.services[name])
+
+
 @dataclass
 class LocalPipeline:
     """A running stream on free ports: influxd → kapacitord → agent → API.
@@ -80,21 +85,10 @@ class LocalPipeline:
         self.kapacitor = KapacitorClient(self.settings.kapacitor_url)
 
     # The running services by role; `restart` replaces them.
-    @property
-    def influxd(self) -> Service:
-        return self.services["influxd"]
-
-    @property
-    def api(self) -> Service:
-        return self.services["api"]
-
-    @property
-    def agent(self) -> Service:
-        return self.services["udf"]
-
-    @property
-    def kapacitord(self) -> Service:
-        return self.services["kapacitord"]
+    influxd = _running("influxd")
+    api = _running("api")
+    agent = _running("udf")
+    kapacitord = _running("kapacitord")
 
     @property
     def alert_log(self) -> Path:
