@@ -56,6 +56,11 @@ test: ## Install what the tests need, lint, and run the whole test suite
 	$(MAKE) --no-print-directory lint
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest
 
+.PHONY: test-fast
+test-fast: $(STAMP) ## Lint and run the tests that start no services (quick, no influxd or kapacitord)
+	$(BIN)/ruff check tickml tests
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest -m "not integration"
+
 .PHONY: data
 data: $(STAMP) ## Prepare the dataset (the real data/creditcard.csv if present, else a stand-in)
 	$(BIN)/tickml data prepare

@@ -1,4 +1,10 @@
-"""Fixtures shared by every test: throw-away settings, a small dataset, a small model."""
+"""Fixtures shared by every test: throw-away settings, a small dataset, a small model.
+
+Tests live by area (api, udf, model, data, stack, ...). Those that start real
+services (influxd, kapacitord, gunicorn, Jupyter, the whole stack) are marked
+`integration` here, by the fixture that starts them or by module, so `make test-fast`
+can leave them out.
+"""
 
 from __future__ import annotations
 
@@ -11,13 +17,30 @@ from tickml.data.prepare import prepare_dataset
 from tickml.modeling.train import train_default_model
 from tickml.registry import ModelRegistry
 
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPTS = ROOT / "compose" / "kapacitor"
+#: Fixtures that start real services: a test that uses one is an integration test.
+SERVICE_FIXTURES = frozenset({"server", "make_server", "stream", "native", "dashboard_run",
+                              "notebook_env"})
+#: Modules whose tests start services themselves.
+SERVICE_MODULES = frozenset({"test_up_down.py", "test_bench.py"})
 SMALL_ROWS = 60_000  # about 100 frauds: enough to learn, fast to train
 SMALL_MODEL_PARAMS = {"n_estimators": 80, "learning_rate": 0.1}
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if SERVICE_FIXTURES & set(getattr(item, "fixturenames", ())) \
+                or item.path.name in SERVICE_MODULES:
+            item.add_marker(pytest.mark.integration)
+
+
 def settings_for(root: Path, **overrides) -> Settings:
-    """Settings whose data, models and run directories all live under `root`."""
-    return Settings(root=root, **overrides)
+    """Settings whose data, models and run directories all live under `root`.
+
+    The TICKscripts are the repository's own, wherever `root` is.
+    """
+    return Settings(root=root, **{"kapacitor_scripts": SCRIPTS, **overrides})
 
 
 @pytest.fixture

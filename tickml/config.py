@@ -58,6 +58,8 @@ class Settings:
 
     udf_socket: Path | None = None
     lab_token: str = ""  # JupyterLab access token (`tickml lab`)
+    notebook_sample: str = ""  # yes/no: notebooks run a small, quick configuration
+    cache: Path = field(default_factory=lambda: Path.home() / ".cache" / "tickml")  # builds
 
     def __post_init__(self) -> None:
         # Paths left unset derive from `root`, so one variable moves everything.

@@ -20,7 +20,6 @@ from tickml import schema
 from tickml.influx import DatabaseNotFound, InfluxClient, InfluxError, escape_key, line_head
 
 log = logging.getLogger(__name__)
-MEASUREMENT = "transactions"
 WRITE_CHUNK = 5_000
 MAX_BACKOFF = 10.0
 #: How long a stopping generator keeps trying to send its buffer: less than the
@@ -46,7 +45,7 @@ def transaction_lines(
     source_ids = (rows["id"].to_numpy(dtype=np.int64) if "id" in rows
                   else np.arange(len(rows))).tolist()
     # The same measurement, tags and field keys on every line: format them once.
-    head = line_head(MEASUREMENT, tags) + " "
+    head = line_head(schema.TRANSACTIONS, tags) + " "
     keys = [f"{escape_key(name)}=" for name in schema.FEATURES]
     label_key = f",{escape_key(schema.LABEL)}="
     id_key = f",{escape_key(schema.TRANSACTION_ID)}=\"tx-"

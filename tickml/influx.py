@@ -10,7 +10,11 @@ from typing import Any
 
 import requests
 
+from tickml.config import Settings
+
 FieldValue = float | int | bool | str
+#: Kapacitor syncs its subscriptions every 10 s by default; allow three rounds.
+SUBSCRIPTION_WAIT_SECONDS = 30
 
 
 class InfluxError(RuntimeError):
@@ -163,3 +167,9 @@ class InfluxClient:
 
     def close(self) -> None:
         self.session.close()
+
+
+def influx_for(settings: Settings) -> InfluxClient:
+    """A client for the settings' server, database and credentials."""
+    return InfluxClient(settings.influx_url, settings.influx_db,
+                        username=settings.influx_user, password=settings.influx_password)

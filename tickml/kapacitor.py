@@ -9,6 +9,7 @@ enable: enabling an enabled task does nothing).
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -18,12 +19,18 @@ from typing import Any
 
 import requests
 
+from tickml.config import Settings
+
 log = logging.getLogger(__name__)
+#: A TICKscript `var` value as Python gives it (durations as timedelta).
+VarValue = str | bool | int | float | timedelta
 #: tickml's tasks, in the order they are defined (scoring before its alerts).
 TASKS: dict[str, str] = {"fraud_scoring": "fraud_scoring.tick",
                          "fraud_alerts": "fraud_alerts.tick",
                          # Kapacitor's own statistics into `_kapacitor` (Stack health).
                          "kapacitor_stats": "kapacitor_stats.tick"}
+SCORING_TASK = "fraud_scoring"
+_THRESHOLD_CALL = re.compile(r"\.threshold\(\s*([^)\s]+)\s*\)")
 
 
 class KapacitorError(RuntimeError):
@@ -92,11 +99,6 @@ class KapacitorClient:
         self.set_status(task_id, "disabled")
         self.set_status(task_id, "enabled")
 
-    def delete(self, task_id: str) -> None:
-        response = self._call("DELETE", f"/tasks/{task_id}")
-        if response.status_code not in (204, 404):
-            _checked(response, f"delete task {task_id}")
-
     def close(self) -> None:
         self.session.close()
 
@@ -111,8 +113,7 @@ def _checked(response: requests.Response, what: str) -> dict[str, Any]:
     return response.json() if response.content else {}
 
 
-def task_vars(values: Mapping[str, str | bool | int | float | timedelta]
-              ) -> dict[str, dict[str, Any]]:
+def task_vars(values: Mapping[str, VarValue]) -> dict[str, dict[str, Any]]:
     """TICKscript `var` overrides in the task API's typed form.
 
     Durations go as integer nanoseconds, the form Kapacitor hands back, so that a
@@ -121,7 +122,7 @@ def task_vars(values: Mapping[str, str | bool | int | float | timedelta]
     return {name: _typed_var(value) for name, value in values.items()}
 
 
-def _typed_var(value: str | bool | int | float | timedelta) -> dict[str, Any]:
+def _typed_var(value: VarValue) -> dict[str, Any]:
     if isinstance(value, timedelta):
         return {"type": "duration", "value": round(value.total_seconds() * 1e9)}
     if isinstance(value, str):
@@ -129,6 +130,38 @@ def _typed_var(value: str | bool | int | float | timedelta) -> dict[str, Any]:
     if isinstance(value, bool):
         return {"type": "bool", "value": value}
     return {"type": "int" if isinstance(value, int) else "float", "value": value}
+
+
+def task_variables(
+    settings: Settings, *overrides: Mapping[str, Mapping[str, VarValue]]
+) -> dict[str, dict[str, Any]]:
+    """Per-task TICKscript `var` overrides: the settings' first, then each of `overrides`.
+
+    Args:
+        overrides: task id → var name → value, e.g. {"fraud_scoring": {"batch_size": 1}};
+            a later one wins over an earlier one, var by var.
+    """
+    values: dict[str, dict[str, VarValue]] = {
+        "fraud_alerts": {"alert_log": settings.alert_log} if settings.alert_log else {}}
+    for layer in overrides:
+        for task_id, task_values in layer.items():
+            values[task_id] = {**values.get(task_id, {}), **task_values}
+    return {task_id: task_vars(task_values) for task_id, task_values in values.items()}
+
+
+def define_tickml_tasks(
+    client: KapacitorClient,
+    settings: Settings,
+    *overrides: Mapping[str, Mapping[str, VarValue]],
+) -> dict[str, str]:
+    """Define tickml's tasks from the settings' TICKscripts and variables, `overrides` on top.
+
+    Every caller (`tickml tasks define`, the native stack, the local pipeline of the
+    tests and benchmarks) goes through here, so a setting such as TICKML_ALERT_LOG
+    means the same everywhere. Returns what `define_tasks` did to each task.
+    """
+    return define_tasks(client, read_scripts(settings.kapacitor_scripts),
+                        task_variables(settings, *overrides))
 
 
 def read_scripts(scripts_dir: Path) -> dict[str, str]:
@@ -173,6 +206,34 @@ def _layout_free(script: str) -> list[str]:
 
 def _var_values(variables: Mapping[str, Any]) -> dict[str, Any]:
     return {name: spec.get("value") for name, spec in variables.items()}
+
+
+def scoring_threshold(client: KapacitorClient) -> float | None:
+    """The `.threshold()` the scoring task gives the agent; None when it leaves the model's.
+
+    Raises:
+        KapacitorError: Kapacitor could not be asked.
+        ValueError: the threshold is not a plain number or var.
+    """
+    state = client.task(SCORING_TASK)
+    return None if state is None else script_threshold(state.script, state.vars)
+
+
+def script_threshold(script: str, variables: Mapping[str, Any]) -> float | None:
+    """The argument of `.threshold()` in a TICKscript, or None when there is none.
+
+    The argument is a number or a `var`, whose value is the task's override when it
+    has one (`variables`, in the task API's typed form), else the script's default.
+    """
+    code = "\n".join(line.split("//", 1)[0] for line in script.splitlines())
+    call = _THRESHOLD_CALL.search(code)
+    if call is None:
+        return None
+    argument = call.group(1)
+    if argument in variables:
+        return float(variables[argument]["value"])
+    declared = re.search(rf"^\s*var\s+{re.escape(argument)}\s*=\s*(\S+)", code, re.MULTILINE)
+    return float(declared.group(1) if declared else argument)
 
 
 def restart_stopped_tasks(client: KapacitorClient, task_ids: list[str]) -> list[str]:

@@ -1,4 +1,4 @@
-"""`tickml lab`: JupyterLab on the notebooks, with the tickml package importable.
+"""JupyterLab on the notebooks, with the tickml package importable.
 
 The server binds 127.0.0.1:10000 by default and always asks for a token (from
 `--token`, `TICKML_LAB_TOKEN`, or a fresh random one printed at start). The kernel
@@ -9,14 +9,10 @@ settings, so the notebooks find the same data, models and services.
 from __future__ import annotations
 
 import os
-import secrets
 import sys
 from pathlib import Path
-from typing import Annotated
 
-import typer
-
-from tickml.config import Settings, get_settings
+from tickml.config import Settings
 
 DEFAULT_BIND = "127.0.0.1:10000"
 TOKEN_ENV = "TICKML_LAB_TOKEN"  # read through Settings.lab_token
@@ -68,33 +64,3 @@ def lab_env(settings: Settings, environ: dict[str, str] | None = None) -> dict[s
     env = dict(os.environ if environ is None else environ)
     env.setdefault("TICKML_ROOT", str(settings.root))
     return env
-
-
-def lab(
-    bind: Annotated[str, typer.Option(
-        help="HOST:PORT to listen on; 0.0.0.0:10000 inside a container.")] = DEFAULT_BIND,
-    token: Annotated[str | None, typer.Option(
-        help=f"Access token (default: {TOKEN_ENV}, else a random one printed at start).",
-        show_default=False)] = None,
-    notebook_dir: Annotated[Path | None, typer.Option(
-        help="Folder JupyterLab opens (default: the project's notebooks/).")] = None,
-    open_browser: Annotated[bool, typer.Option(help="Open a browser tab.")] = False,
-) -> None:
-    """Open JupyterLab on the notebooks (01-06), with tickml importable."""
-    try:
-        host, port = parse_bind(bind)
-    except ValueError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(code=1) from None
-    settings = get_settings()
-    root_dir = (notebook_dir or notebooks_dir(settings)).resolve()
-    if not root_dir.is_dir():
-        typer.echo(f"error: {root_dir} is not a folder", err=True)
-        raise typer.Exit(code=1)
-    token = token or settings.lab_token or secrets.token_urlsafe(24)
-    shown = "localhost" if host in ("127.0.0.1", "0.0.0.0") else host
-    typer.echo(f"JupyterLab on {root_dir}: http://{shown}:{port}/lab?token={token}", err=True)
-    argv = lab_command(host, port, token, root_dir, open_browser,
-                       allow_root=os.geteuid() == 0)
-    sys.stdout.flush()
-    os.execve(argv[0], argv, lab_env(settings))

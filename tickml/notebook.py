@@ -7,7 +7,6 @@ execute all six in a few minutes; each notebook says which mode produced its out
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,8 +16,9 @@ import numpy as np
 import pandas as pd
 
 from tickml import schema
+from tickml.config import ENV_PREFIX, Settings
 
-SAMPLE_ENV = "TICKML_NOTEBOOK_SAMPLE"
+SAMPLE_ENV = f"{ENV_PREFIX}NOTEBOOK_SAMPLE"  # Settings.notebook_sample
 TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
 FALSE_WORDS = frozenset({"", "0", "false", "no", "off"})
 #: Largest training split a notebook uses in sample mode (a bigger prepared dataset is
@@ -33,8 +33,7 @@ def sample_mode(environ: Mapping[str, str] | None = None) -> bool:
     Raises:
         ValueError: the variable holds something other than a yes/no word.
     """
-    environ = os.environ if environ is None else environ
-    raw = environ.get(SAMPLE_ENV, "").strip().lower()
+    raw = Settings.from_env(environ).notebook_sample.strip().lower()
     if raw in TRUE_WORDS:
         return True
     if raw in FALSE_WORDS:

@@ -30,7 +30,6 @@ import pandas as pd
 
 from tickml import schema
 from tickml.files import sha256_of, write_json_atomically
-from tickml.modeling.features import as_feature_matrix
 
 POINTER = "production.json"
 ARTIFACT = "model.joblib"
@@ -60,7 +59,7 @@ class ModelRef:
 
 @dataclass(frozen=True)
 class LoadedModel:
-    """A verified, unpickled model with its metadata."""
+    """A verified, unpickled model with its metadata: it scores, checks and names itself."""
 
     pipeline: Any
     metadata: dict[str, Any]
@@ -74,12 +73,30 @@ class LoadedModel:
         return float(self.metadata["threshold"])
 
     def predict_proba(self, rows: pd.DataFrame | np.ndarray) -> np.ndarray:
-        """Fraud probability for each row (a frame by column name, or a schema-order array)."""
-        return self.pipeline.predict_proba(as_feature_matrix(rows))[:, 1]
+        """Fraud probability per row (a frame by column name, or a schema-order matrix).
 
-    def predict(self, rows: pd.DataFrame | np.ndarray) -> np.ndarray:
-        """1 where the fraud probability reaches the model's threshold, else 0."""
-        return (self.predict_proba(rows) >= self.threshold).astype(np.int64)
+        Returns a float64 array, empty for no rows.
+        """
+        matrix = schema.as_feature_matrix(rows)
+        if len(matrix) == 0:
+            return np.empty(0)
+        return np.asarray(self.pipeline.predict_proba(matrix)[:, 1], dtype=np.float64)
+
+    def check(self) -> None:
+        """Raise ValueError unless the model takes schema rows and returns probabilities."""
+        columns = self.metadata.get("columns")
+        if columns != list(schema.FEATURES):
+            raise ValueError(f"its columns {columns} are not the schema's {list(schema.FEATURES)}")
+        if not 0.0 <= self.threshold <= 1.0:
+            raise ValueError(f"its threshold {self.threshold} is not a probability")
+        probabilities = self.predict_proba(np.zeros((2, len(schema.FEATURES))))
+        if probabilities.shape != (2,) or not np.all((probabilities >= 0) & (probabilities <= 1)):
+            raise ValueError(f"it returned {probabilities!r} for two rows, not two probabilities")
+
+    def summary(self) -> dict[str, Any]:
+        """Name, version and threshold: what every prediction response names."""
+        ref = self.ref
+        return {"name": ref.name, "version": ref.version, "threshold": self.threshold}
 
 
 class ModelRegistry:

@@ -9,20 +9,24 @@ timestamp, which replaces an earlier unscored point instead of adding one.
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from tickml import schema
-from tickml.influx import InfluxClient, to_line
-from tickml.udf import points
-from tickml.udf.client import PredictClient, ScoringRejected, ScoringUnavailable
+from tickml.config import Settings
+from tickml.influx import InfluxClient, influx_for, to_line
+from tickml.kapacitor import KapacitorClient, KapacitorError, scoring_threshold
+from tickml.udf.client import PredictClient, Score, score_rows
 
 log = logging.getLogger(__name__)
-SOURCE = "transactions"
-TARGET = "scored"
-RESCORED = "rescored"  # true on points written by rescore (their latency means nothing)
+#: A watchdog that starts (or restarts) first sweeps this far back, in seconds.
+SWEEP_LOOKBACK_SECONDS = 600
+DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h|d)$")
+UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
 @dataclass(frozen=True)
@@ -47,12 +51,14 @@ def find_unscored(
     """Transactions in [start, end) without a scored counterpart, and how many had one."""
     window = f"time >= {start_ns} AND time < {end_ns}"
     done = set()
-    scored_query = f'SELECT "{points.SCORED}" FROM "{TARGET}" WHERE {window} GROUP BY *'
+    scored_query = (f'SELECT "{schema.SCORED}" FROM "{schema.SCORED_POINTS}" '
+                    f"WHERE {window} GROUP BY *")
     for series in influx.query(scored_query):
         key = tuple(sorted(series.tags.items()))
         done.update((key, row[0]) for row in series.values if row[1] is True)
     missing, total = [], 0
-    for series in influx.query(f'SELECT * FROM "{SOURCE}" WHERE {window} GROUP BY *'):
+    transactions_query = f'SELECT * FROM "{schema.TRANSACTIONS}" WHERE {window} GROUP BY *'
+    for series in influx.query(transactions_query):
         key = tuple(sorted(series.tags.items()))
         for record in series.records():
             total += 1
@@ -67,42 +73,42 @@ def rescore(
     start_ns: int,
     end_ns: int,
     batch_size: int = 500,
+    threshold: float | None = None,
 ) -> RescoreReport:
-    """Score every transaction in [start, end) that has no scored point yet."""
+    """Score every transaction in [start, end) that has no scored point yet.
+
+    Args:
+        threshold: the verdict's cut-off, as the scoring task gives the agent; None
+            keeps the model's own.
+    """
     missing, already = find_unscored(influx, start_ns, end_ns)
     rescored = unscorable = failed = 0
     for batch in _batches(missing, batch_size):
-        rows, scorable, lines = [], [], []
-        for tx in batch:
-            features, reason = points.features_from_fields(tx.fields.get)
-            if reason is None:
-                rows.append(features)
-                scorable.append(tx)
+        rows = [_features_or_reason(tx) for tx in batch]
+        lines = []
+        for tx, outcome in zip(batch, score_rows(api, rows, threshold), strict=True):
+            if isinstance(outcome, Score):
+                rescored += 1
+                # The same time and tags replace an earlier unscored point field by
+                # field: clear the reason it carries.
+                lines.append(_line(tx, {**outcome.fields(), schema.REASON: ""}))
+            elif outcome.api_error:
+                failed += 1
             else:
                 unscorable += 1
-                lines.append(_line(tx, {points.SCORED: False, points.REASON: reason}))
-        if rows:
-            try:
-                predictions = api.predict(rows)
-            except (ScoringUnavailable, ScoringRejected) as exc:
-                log.error("rescore: %d transactions not scored: %s", len(rows), exc)
-                failed += len(rows)
-            else:
-                for tx, probability, verdict in zip(scorable, predictions.probabilities,
-                                                    predictions.verdicts, strict=True):
-                    lines.append(_line(tx, {
-                        points.PROBABILITY: probability, points.VERDICT: int(verdict),
-                        points.MODEL: predictions.model,
-                        points.MODEL_VERSION: predictions.version,
-                        points.SCORED: True, points.REASON: "",
-                    }))
-                rescored += len(rows)
+                lines.append(_line(tx, outcome.fields()))
         influx.write_lines(lines)
     return RescoreReport(already + len(missing), already, rescored, unscorable, failed)
 
 
+def _features_or_reason(tx: Transaction) -> list[float] | str:
+    features, reason = schema.features_from_fields(tx.fields.get)
+    return reason if reason is not None else features
+
+
 def _line(tx: Transaction, results: dict[str, Any]) -> str:
-    return to_line(TARGET, {**_typed_fields(tx.fields), **results, RESCORED: True},
+    return to_line(schema.SCORED_POINTS,
+                   {**_typed_fields(tx.fields), **results, schema.RESCORED: True},
                    tx.time, tx.tags)
 
 
@@ -129,6 +135,53 @@ def _batches(items: list[Transaction], size: int) -> Iterator[list[Transaction]]
         yield items[start:start + size]
 
 
+def rescore_range(settings: Settings, start_ns: int, end_ns: int) -> RescoreReport:
+    """`rescore` against the settings' services, with the scoring task's threshold."""
+    threshold = task_threshold(settings)
+    influx = influx_for(settings)
+    api = PredictClient(settings.api_url, timeout=10.0, retry_for=30.0)
+    try:
+        return rescore(influx, api, start_ns, end_ns, threshold=threshold)
+    finally:
+        influx.close()
+        api.close()
+
+
+def task_threshold(settings: Settings) -> float | None:
+    """The `.threshold()` the running scoring task gives the agent, None for the model's.
+
+    Kapacitor may be the very service that was down: then the model's threshold is
+    used, with a warning.
+    """
+    kapacitor = KapacitorClient(settings.kapacitor_url)
+    try:
+        return scoring_threshold(kapacitor)
+    except (KapacitorError, ValueError) as exc:
+        log.warning("rescore: using the model's threshold, the task's is unknown: %s", exc)
+        return None
+    finally:
+        kapacitor.close()
+
+
+def parse_duration(text: str) -> float:
+    """Seconds in a duration such as '90s', '15m', '2h' or '1d'.
+
+    Raises:
+        ValueError: the text is not such a duration.
+    """
+    match = DURATION.match(text.strip())
+    if not match:
+        raise ValueError(f"{text!r} is not a duration like 30s, 15m, 2h or 1d")
+    return float(match.group(1)) * UNIT_SECONDS[match.group(2)]
+
+
+def to_ns(moment: datetime) -> int:
+    """Nanoseconds since the epoch; a moment without an offset is taken as UTC."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return int(moment.timestamp() * 1e9)
+
+
 class GapSweeper:
     """Rescores, now and then, the recent transactions that still lack a scored point.
 
@@ -143,7 +196,7 @@ class GapSweeper:
         rescore_window: Callable[[int, int], RescoreReport],
         interval: float,
         grace: float,
-        lookback: float,
+        lookback: float = SWEEP_LOOKBACK_SECONDS,
         clock: Callable[[], int] = time.time_ns,
     ) -> None:
         self.rescore_window = rescore_window

@@ -12,10 +12,12 @@ import pytest
 import requests
 
 from tickml import schema
-from tickml.api.process import free_port, start_server, stop_server, wait_until_up
 from tickml.config import Settings
 from tickml.data.prepare import load_split
 from tickml.registry import LoadedModel, ModelRegistry
+from tickml.stack.process import Service
+from tickml.stack.programs import api_program, free_port
+from tickml.stack.services import start_program
 
 MAX_INSTANCES = 200
 MAX_BODY_BYTES = 256 * 1024
@@ -43,49 +45,44 @@ def copy_registry(small_project: Settings, destination: Path) -> ModelRegistry:
     return ModelRegistry(destination)
 
 
+def start_api(registry: ModelRegistry, directory: Path, *args: str, ready_path: str,
+              **settings: object) -> tuple[Service, Server]:
+    """`tickml serve` (2 workers, 4 threads) for `registry` on a free port, once ready."""
+    port = free_port()
+    config = Settings(root=directory, models_dir=registry.root, api_bind=f"127.0.0.1:{port}",
+                      api_url=f"http://127.0.0.1:{port}", api_workers=2, api_threads=4,
+                      api_max_instances=MAX_INSTANCES, api_max_body_bytes=MAX_BODY_BYTES,
+                      **settings)
+    service = start_program(api_program(config, *args, ready_path=ready_path), directory,
+                            config)
+    return service, Server(config.api_url, registry, service.log_path)
+
+
 @pytest.fixture(scope="module")
 def make_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator:
     """Start `tickml serve` processes on free ports; stop them after the module."""
     started = []
 
     def make(registry: ModelRegistry, *args: str) -> Server:
-        port = free_port()
-        log = tmp_path_factory.mktemp("server") / "serve.log"
-        process = start_server(
-            port, log_path=log, args=("--workers", "2", "--threads", "4", *args),
-            env={"TICKML_MODELS_DIR": str(registry.root),
-                 "TICKML_API_RELOAD_INTERVAL": str(RELOAD_INTERVAL),
-                 "TICKML_API_MAX_INSTANCES": str(MAX_INSTANCES),
-                 "TICKML_API_MAX_BODY_BYTES": str(MAX_BODY_BYTES)})
-        started.append(process)
-        url = f"http://127.0.0.1:{port}"
-        try:
-            wait_until_up(url, process, timeout=120)
-        except (RuntimeError, TimeoutError) as exc:
-            raise AssertionError(f"{exc}; log:\n{log.read_text()}") from None
-        return Server(url, registry, log)
+        service, server = start_api(registry, tmp_path_factory.mktemp("server"), *args,
+                                    ready_path="/health", api_reload_interval=RELOAD_INTERVAL)
+        started.append(service)
+        return server
 
     yield make
-    for process in started:
-        stop_server(process)
+    for service in started:
+        service.stop()
 
 
 @pytest.fixture(scope="session")
 def server(small_project: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """One API for the read-only tests of the session (nobody promotes into it)."""
     registry = copy_registry(small_project, tmp_path_factory.mktemp("api") / "models")
-    port = free_port()
-    log = tmp_path_factory.mktemp("server") / "serve.log"
-    process = start_server(port, log_path=log, args=("--workers", "2", "--threads", "4"),
-                           env={"TICKML_MODELS_DIR": str(registry.root),
-                                "TICKML_API_MAX_INSTANCES": str(MAX_INSTANCES),
-                                "TICKML_API_MAX_BODY_BYTES": str(MAX_BODY_BYTES)})
-    url = f"http://127.0.0.1:{port}"
+    service, server = start_api(registry, tmp_path_factory.mktemp("server"), ready_path="/ready")
     try:
-        wait_until_up(url, process, timeout=120, path="/ready")
-        yield Server(url, registry, log)
+        yield server
     finally:
-        stop_server(process)
+        service.stop()
 
 
 @pytest.fixture(scope="session")

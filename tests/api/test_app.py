@@ -13,9 +13,9 @@ from flask.testing import FlaskClient
 from tickml import schema
 from tickml.api import create_app
 from tickml.api.holder import ModelHolder
-from tickml.api.process import tickml_command
 from tickml.config import Settings
 from tickml.registry import ModelRegistry
+from tickml.stack.programs import TICKML
 
 
 @pytest.fixture
@@ -115,7 +115,7 @@ def test_a_malformed_pointer_is_refused_and_the_model_kept(
 
 
 def test_serve_help_explains_every_option() -> None:
-    out = subprocess.run([*tickml_command(), "serve", "--help"], capture_output=True,
+    out = subprocess.run([TICKML, "serve", "--help"], capture_output=True,
                          text=True, timeout=60, env={"COLUMNS": "200", "PATH": "/usr/bin"})
     assert out.returncode == 0, out.stderr
     for option in ("--bind", "--workers", "--threads", "--worker-class", "--timeout",

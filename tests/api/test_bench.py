@@ -8,7 +8,7 @@ import http.client
 import numpy as np
 
 from tickml import schema
-from tickml.api.bench import BATCH_ROWS, run_benchmark, sample_matrix, v2_binary_request
+from tickml.bench.api import BATCH_ROWS, run_benchmark, sample_matrix, v2_binary_request
 from tickml.config import Settings
 
 from .conftest import Server

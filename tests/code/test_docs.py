@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-DOCS = ["README.md", "data/README.md", "models/README.md"]
+DOCS = ["README.md", "data/README.md", "models/README.md", "docs/architecture.md"]
 # Paths written in backticks or as Markdown links that point into the repository.
 MENTION = re.compile(r"`((?:tickml|tests|scripts|compose|notebooks|benchmarks|\.ci)/[^`\s*<]*)`"
                      r"|\]\(((?!https?:)[^)#]+)\)")

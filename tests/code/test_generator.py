@@ -11,7 +11,8 @@ from tickml import schema
 from tickml.data.synthetic import generate_transactions
 from tickml.generator import Publisher, PublishOptions, TransactionSampler, transaction_lines
 from tickml.influx import InfluxClient, to_line
-from tickml.stack.services import free_port, start_influxd
+from tickml.stack.programs import free_port
+from tickml.stack.services import start_influxd
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +39,7 @@ def test_fast_lines_are_exactly_what_the_general_formatter_writes(rows) -> None:
         fields = {name: float(row[name]) for name in schema.FEATURES}
         fields[schema.LABEL] = int(row[schema.LABEL])
         fields[schema.TRANSACTION_ID] = f"tx-{int(row['id'])}-{7 + i}"
-        expected.append(to_line("transactions", fields, 7 + i, tags))
+        expected.append(to_line(schema.TRANSACTIONS, fields, 7 + i, tags))
     assert transaction_lines(sample, 7, tags=tags) == expected
 
 
@@ -77,6 +78,7 @@ def test_a_rate_must_be_positive(rows, rate: float) -> None:
         Publisher(InfluxClient("http://127.0.0.1:1", "fraud"), rows, PublishOptions(rate=rate))
 
 
+@pytest.mark.integration
 def test_the_generator_creates_its_database_on_a_fresh_influxdb(rows, tmp_path) -> None:
     influxd, config = start_influxd(tmp_path)
     try:

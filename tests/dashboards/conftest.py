@@ -27,7 +27,6 @@ from tickml.stack.services import local_pipeline
 
 ROOT = Path(__file__).resolve().parents[2]
 GRAFANA = ROOT / "compose" / "grafana"
-SCRIPTS = ROOT / "compose" / "kapacitor"
 RUN = "dashboards"
 UNSCORABLE_REASON = "missing feature V14"
 ALERTS = '"chronograf"."autogen"."alerts"'
@@ -85,8 +84,7 @@ def write_run(influx: InfluxClient, rows: pd.DataFrame) -> int:
 @pytest.fixture(scope="module")
 def dashboard_run(small_project: Settings, tmp_path_factory: pytest.TempPathFactory
                   ) -> Iterator[DashboardRun]:
-    with local_pipeline(small_project, tmp_path_factory.mktemp("dashboards"),
-                        scripts_dir=SCRIPTS) as pipeline:
+    with local_pipeline(small_project, tmp_path_factory.mktemp("dashboards")) as pipeline:
         influx, kapacitord = pipeline.influx, pipeline.kapacitord
         start_ms = int(time.time() * 1000)
         rows = run_rows(load_split(small_project, "test"))

@@ -1,10 +1,10 @@
-"""Grafana's interval and macro expansion, as tickml.dashboards reproduces it."""
+"""Grafana's interval and macro expansion, as tests/dashboards/grafana.py reproduces it."""
 
 from __future__ import annotations
 
 import pytest
 
-from tickml.dashboards import (
+from tests.dashboards.grafana import (
     TimeRange,
     annotation_queries,
     expand_query,

@@ -15,7 +15,7 @@ from grafana_foundation_sdk.cog.encoder import JSONEncoder
 from grafana_foundation_sdk.cog.plugins import register_default_plugins
 from grafana_foundation_sdk.models.dashboard import Dashboard
 
-from tickml.dashboards import (
+from tests.dashboards.grafana import (
     DATASOURCE_TYPE,
     DATASOURCE_UID,
     GRAFANA_MOUNTS,

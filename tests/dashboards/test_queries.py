@@ -1,6 +1,6 @@
 """Every panel's InfluxQL, expanded as Grafana expands it, against a real pipeline run.
 
-No Grafana server runs here: tickml.dashboards does Grafana's part (interval, template
+No Grafana server runs here: grafana.py does Grafana's part (interval, template
 variables, `$timeFilter`), and the queries run on the real InfluxDB the run filled.
 """
 
@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tickml.dashboards import (
+from tests.dashboards.grafana import (
     PanelQuery,
     TimeRange,
     annotation_queries,

@@ -26,7 +26,7 @@ from tickml.rescore import find_unscored
 
 from .stack import ONE_SHOT, ComposeStack
 
-pytestmark = [pytest.mark.docker, pytest.mark.timeout(1800)]
+pytestmark = [pytest.mark.docker, pytest.mark.integration, pytest.mark.timeout(1800)]
 LONG_RUNNING = {"influxdb", "api", "udf", "kapacitor", "watchdog", "generator", "jupyter"}
 NOTEBOOKS = ["01-problem-and-exploration", "02-dataset-preparation",
              "03-hyperparameter-optimization", "04-ensembles", "05-rest-api",

@@ -12,7 +12,7 @@ import pytest
 from .engine import Engine, docker
 
 ROOT = Path(__file__).resolve().parents[2]
-pytestmark = pytest.mark.docker
+pytestmark = [pytest.mark.docker, pytest.mark.integration]
 
 
 def minimal_project(directory: Path) -> Path:

@@ -6,20 +6,16 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
-from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from tests.polling import wait_until
+from tickml import schema
 from tickml.config import Settings
 from tickml.data.prepare import load_split
 from tickml.generator import transaction_lines
-from tickml.kapacitor import task_vars
 from tickml.stack.services import LocalPipeline, local_pipeline
-
-ROOT = Path(__file__).resolve().parents[2]
-SCRIPTS = ROOT / "compose" / "kapacitor"
 
 
 @dataclass
@@ -39,7 +35,8 @@ class StreamStack:
         return len(lines)
 
     def scored(self, run: str) -> pd.DataFrame:
-        records = self.pipeline.influx.records(f"SELECT * FROM scored WHERE \"run\" = '{run}'")
+        records = self.pipeline.influx.records(
+            f"SELECT * FROM \"{schema.SCORED_POINTS}\" WHERE \"run\" = '{run}'")
         return pd.DataFrame.from_records(records)
 
     def wait_for_scored(self, run: str, expected: int, timeout: float = 60) -> pd.DataFrame:
@@ -59,9 +56,9 @@ class StreamStack:
 def stream(small_project: Settings, tmp_path_factory: pytest.TempPathFactory
            ) -> Iterator[StreamStack]:
     # Give up on an unreachable API after 1s, so outage tests run quickly.
-    quick_retries = {"fraud_scoring": task_vars({"retry_for": timedelta(seconds=1)})}
-    with local_pipeline(small_project, tmp_path_factory.mktemp("stream"), scripts_dir=SCRIPTS,
-                        task_variables=quick_retries) as pipeline:
+    quick_retries = {"fraud_scoring": {"retry_for": timedelta(seconds=1)}}
+    with local_pipeline(small_project, tmp_path_factory.mktemp("stream"),
+                        task_overrides=quick_retries) as pipeline:
         stack = StreamStack(pipeline, load_split(small_project, "test"))
         assert stack.wait_task_executing("fraud_scoring"), pipeline.kapacitord.log_tail()
         yield stack

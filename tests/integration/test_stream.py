@@ -2,21 +2,24 @@
 
 from __future__ import annotations
 
+import dataclasses
+import shutil
 import time
-from datetime import timedelta
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import requests
 
+from tests.conftest import SCRIPTS
 from tests.polling import wait_until
 from tickml import schema
 from tickml.generator import transaction_lines
-from tickml.kapacitor import TASKS, define_tasks, read_scripts, task_vars
-from tickml.rescore import rescore
+from tickml.kapacitor import TASKS, define_tickml_tasks
+from tickml.rescore import rescore, rescore_range
 from tickml.udf.client import PredictClient
 
-from .conftest import SCRIPTS, StreamStack
+from .conftest import StreamStack
 
 
 def api_scores(stack: StreamStack, rows: pd.DataFrame) -> tuple[np.ndarray, float]:
@@ -43,13 +46,13 @@ def test_every_transaction_comes_out_scored_with_the_api_probability(stream) -> 
     sent = stream.write("all-scored", rows)
     scored = stream.wait_for_scored("all-scored", sent).sort_values("time")
     assert len(scored) == sent
-    assert scored["scored"].all()
+    assert scored[schema.SCORED].all()
     expected, threshold = api_scores(stream, rows)
-    np.testing.assert_allclose(scored["fraud_probability"].to_numpy(), expected, rtol=1e-12)
-    assert (scored["fraud"].to_numpy() == (expected >= threshold)).all()
-    assert set(scored["model"]) == {"fraud-lgbm"}
+    np.testing.assert_allclose(scored[schema.PROBABILITY].to_numpy(), expected, rtol=1e-12)
+    assert (scored[schema.VERDICT].to_numpy() == (expected >= threshold)).all()
+    assert set(scored[schema.MODEL]) == {"fraud-lgbm"}
     assert (scored[schema.LABEL].to_numpy() == rows[schema.LABEL].to_numpy()).all()
-    assert (scored["latency_ms"] >= 0).all()
+    assert (scored[schema.LATENCY] >= 0).all()
 
 
 def test_a_point_with_a_missing_feature_is_marked_and_the_task_keeps_running(stream) -> None:
@@ -57,8 +60,8 @@ def test_a_point_with_a_missing_feature_is_marked_and_the_task_keeps_running(str
     lines[1] = lines[1].replace(",V14=", ",V14_renamed=")
     stream.influx.write_lines(lines)
     scored = stream.wait_for_scored("missing", 3).sort_values("time")
-    assert scored["scored"].tolist() == [True, False, True]
-    assert scored["unscored_reason"].iloc[1] == "missing feature V14"
+    assert scored[schema.SCORED].tolist() == [True, False, True]
+    assert scored[schema.REASON].iloc[1] == "missing feature V14"
     assert stream.kapacitor.task("fraud_scoring").healthy
     after = stream.write("missing-after", stream.test_rows.head(5))
     assert len(stream.wait_for_scored("missing-after", after)) == after
@@ -72,32 +75,54 @@ def test_api_outage_marks_points_and_rescore_fills_every_gap(stream) -> None:
     during = stream.write("outage", stream.test_rows.iloc[50:100])
     scored = stream.wait_for_scored("outage", before + during)
     assert len(scored) == before + during, "every transaction ends scored or marked"
-    unscored = scored[~scored["scored"].astype(bool)]
+    unscored = scored[~scored[schema.SCORED].astype(bool)]
     assert len(unscored) == during
-    assert set(unscored["unscored_reason"]) == {"api unreachable"}
+    assert set(unscored[schema.REASON]) == {"api unreachable"}
     stream.restart_api()
     after = stream.write("outage", stream.test_rows.iloc[100:150])
     total = before + during + after
-    wait_until(lambda: stream.scored("outage")["scored"].sum() >= total - during, timeout=60)
+    wait_until(lambda: stream.scored("outage")[schema.SCORED].sum() >= total - during, timeout=60)
 
     report = rescore_run(stream, start)
     assert report.rescored >= during and report.failed == 0
     final = stream.scored("outage")
     assert len(final) == total, "rescore replaced the unscored points instead of adding"
-    assert final["scored"].astype(bool).all()
-    assert (final["unscored_reason"].fillna("") == "").all()
+    assert final[schema.SCORED].astype(bool).all()
+    assert (final[schema.REASON].fillna("") == "").all()
     assert stream.kapacitor.task("fraud_scoring").healthy
+
+
+def test_rescore_takes_the_threshold_the_scoring_task_gives_the_agent(
+        stream, tmp_path: Path) -> None:
+    scripts = tmp_path / "scripts"
+    shutil.copytree(SCRIPTS, scripts)
+    scoring = scripts / "fraud_scoring.tick"
+    # A task that flags every transaction, whatever the model's own threshold.
+    scoring.write_text(scoring.read_text().replace(
+        "    @fraud()\n", "    @fraud()\n        .threshold(0.0)\n"))
+    settings = dataclasses.replace(stream.settings, kapacitor_scripts=scripts)
+    try:
+        define_tickml_tasks(stream.kapacitor, settings, stream.task_overrides)
+        stream.kapacitor.set_status("fraud_scoring", "disabled")  # leave the run to rescore
+        start = time.time_ns()
+        sent = stream.write("task-threshold", stream.test_rows.query("Class == 0").head(20))
+        report = rescore_range(settings, start, time.time_ns() + 1)
+        rescored = stream.scored("task-threshold")
+        assert report.rescored == sent and len(rescored) == sent
+        assert (rescored[schema.VERDICT] == 1).all(), "rescore flags what the agent would flag"
+    finally:
+        stream.pipeline.define_tasks()
+        assert stream.wait_task_executing("fraud_scoring", timeout=60)
 
 
 def test_killed_agent_is_recovered_by_the_watchdog_and_nothing_is_missing(stream) -> None:
     from tickml.stack.process import Service
-    from tickml.stack.services import TICKML, tickml_env
+    from tickml.stack.programs import TICKML, tickml_env
 
     watchdog = Service("watchdog", [TICKML, "watchdog", "--interval", "0.5",
                                     "--no-rescore-after"],
                        stream.directory, ready=lambda: True,
-                       env=tickml_env(stream.settings,
-                                      TICKML_KAPACITOR_URL=stream.kapacitor.url)).start()
+                       env=tickml_env(stream.settings)).start()
     try:
         start = time.time_ns()
         first = stream.write("agent-killed", stream.test_rows.iloc[200:240])
@@ -109,12 +134,12 @@ def test_killed_agent_is_recovered_by_the_watchdog_and_nothing_is_missing(stream
         assert "restarting it" in watchdog.log_tail(100)
         later = stream.write("agent-killed", stream.test_rows.iloc[260:300])
         total = first + lost + later
-        wait_until(lambda: stream.scored("agent-killed")["scored"].sum() >= first + later,
+        wait_until(lambda: stream.scored("agent-killed")[schema.SCORED].sum() >= first + later,
                    timeout=60)
         rescore_run(stream, start)
         final = stream.scored("agent-killed")
         assert len(final) == total
-        assert final["scored"].astype(bool).all()
+        assert final[schema.SCORED].astype(bool).all()
     finally:
         watchdog.stop()
 
@@ -122,9 +147,7 @@ def test_killed_agent_is_recovered_by_the_watchdog_and_nothing_is_missing(stream
 def test_defining_the_tasks_again_changes_nothing(stream) -> None:
     # up.sh runs on every start: a second definition must not restart a healthy stream
     kapacitor = stream.pipeline.kapacitor
-    variables = {"fraud_alerts": task_vars({"alert_log": str(stream.pipeline.alert_log)}),
-                 "fraud_scoring": task_vars({"retry_for": timedelta(seconds=1)})}
     before = {task_id: kapacitor.task(task_id) for task_id in TASKS}
-    actions = define_tasks(kapacitor, read_scripts(SCRIPTS), variables)
+    actions = stream.pipeline.define_tasks()
     assert actions == dict.fromkeys(TASKS, "unchanged"), {t: before[t].vars for t in TASKS}
     assert all(kapacitor.task(task_id).healthy for task_id in TASKS), before

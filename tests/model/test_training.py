@@ -14,9 +14,10 @@ from tickml.modeling.evaluate import (
     classification_report,
     precision_target_threshold,
 )
-from tickml.modeling.features import TransactionFeatures, as_feature_matrix
+from tickml.modeling.features import TransactionFeatures
 from tickml.modeling.train import fit_and_evaluate
 from tickml.registry import ModelRegistry
+from tickml.schema import as_feature_matrix
 
 from ..conftest import SMALL_MODEL_PARAMS
 

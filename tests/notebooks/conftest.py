@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tickml.config import Settings
+from tests.conftest import SCRIPTS, settings_for
 from tickml.data.prepare import prepare_dataset
 from tickml.modeling.train import train_default_model
 from tickml.notebook import SAMPLE_ENV
@@ -23,7 +23,6 @@ from tickml.stack.services import local_pipeline
 
 ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOKS = ROOT / "notebooks"
-SCRIPTS = ROOT / "compose" / "kapacitor"
 #: Rows of the sample dataset: about 70 frauds, enough for every notebook to say something.
 SAMPLE_ROWS = 40_000
 FIRST_MODEL_PARAMS = {"n_estimators": 60, "learning_rate": 0.1}
@@ -39,10 +38,10 @@ def pytest_configure(config: pytest.Config) -> None:
 def notebook_stack(root: Path, rows: int = SAMPLE_ROWS, seed: int = 11
                    ) -> Iterator[dict[str, str]]:
     """Prepare a project under `root`, start the services, yield the kernel's variables."""
-    settings = Settings(root=root)
+    settings = settings_for(root)
     prepare_dataset(settings, rows=rows, seed=seed)
     train_default_model(settings, params=FIRST_MODEL_PARAMS, seed=seed)
-    with local_pipeline(settings, root / "services", scripts_dir=SCRIPTS) as pipeline:
+    with local_pipeline(settings, root / "services") as pipeline:
         yield {
             SAMPLE_ENV: "1",
             "TICKML_ROOT": str(root),

@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 from tickml.cli import app
 from tickml.config import Settings
 from tickml.lab import DEFAULT_BIND, lab_command, lab_env, notebooks_dir, parse_bind
-from tickml.stack.services import free_port
+from tickml.stack.programs import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -65,6 +65,7 @@ def test_cli_refuses_a_bad_bind() -> None:
     assert "HOST:PORT" in result.output
 
 
+@pytest.mark.integration
 def test_lab_serves_the_notebooks_behind_its_token(tmp_path: Path) -> None:
     port = free_port()
     url = f"http://127.0.0.1:{port}"

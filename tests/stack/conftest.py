@@ -8,10 +8,11 @@ from pathlib import Path
 
 import pytest
 
+from tickml import schema
 from tickml.config import Settings
 from tickml.influx import InfluxClient
 from tickml.stack.native import NativeStack
-from tickml.stack.services import free_port, short_socket_path
+from tickml.stack.programs import free_port, short_socket_path
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -29,6 +30,7 @@ def native_environment(directory: Path, project: Settings) -> dict[str, str]:
         "TICKML_API_BIND": f"127.0.0.1:{api}",
         "TICKML_API_URL": f"http://127.0.0.1:{api}",
         "TICKML_UDF_SOCKET": str(short_socket_path(directory)),
+        "TICKML_ALERT_LOG": str(directory / "alerts.log"),
         "TICKML_WATCHDOG_INTERVAL": "0.5",
         "TICKML_API_RELOAD_INTERVAL": "0.5",
     }
@@ -56,10 +58,12 @@ def influx_of(stack: NativeStack) -> InfluxClient:
 def counts(influx: InfluxClient) -> dict[str, int]:
     """Transactions, points in `scored`, and of those the scored and unscored ones."""
     return {
-        "transactions": influx.count("transactions", "Amount"),
-        "scored_points": influx.count("scored", "Amount"),
-        "scored": influx.count("scored", "fraud_probability", "scored = true"),
-        "unscored": influx.count("scored", "Amount", "scored = false"),
+        "transactions": influx.count(schema.TRANSACTIONS, schema.AMOUNT),
+        "scored_points": influx.count(schema.SCORED_POINTS, schema.AMOUNT),
+        "scored": influx.count(schema.SCORED_POINTS, schema.PROBABILITY,
+                               f'"{schema.SCORED}" = true'),
+        "unscored": influx.count(schema.SCORED_POINTS, schema.AMOUNT,
+                                 f'"{schema.SCORED}" = false'),
     }
 
 

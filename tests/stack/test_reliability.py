@@ -1,6 +1,6 @@
-"""Outages on the native stack: nothing lost, nothing duplicated.
+"""The native stack as `tickml up` starts it, and its outages: nothing lost, nothing duplicated.
 
-Each scenario disturbs one service while the generator publishes, then stops
+Each outage scenario disturbs one service while the generator publishes, then stops
 the generator, lets the pipeline drain, runs `tickml rescore`, and checks that
 every transaction has exactly one scored point.
 """
@@ -10,12 +10,14 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+from pathlib import Path
 
 import pytest
 
 from tests.polling import wait_until
+from tickml.kapacitor import KapacitorClient
 from tickml.stack.native import NativeStack
-from tickml.stack.services import TICKML
+from tickml.stack.programs import TICKML
 
 from .conftest import counts, influx_of, wait_until_settled
 
@@ -45,6 +47,14 @@ def assert_nothing_lost_after_rescore(stack: NativeStack) -> dict[str, int]:
 
 def scored_count(stack: NativeStack) -> int:
     return counts(influx_of(stack))["scored"]
+
+
+def test_the_alert_log_setting_reaches_the_alert_task(native: NativeStack) -> None:
+    alert_log = Path(native.settings.alert_log)
+    state = KapacitorClient(native.settings.kapacitor_url).task("fraud_alerts")
+    assert state is not None and state.vars["alert_log"]["value"] == str(alert_log)
+    assert wait_until(lambda: alert_log.is_file() and alert_log.stat().st_size > 0,
+                      timeout=90), "frauds are logged where TICKML_ALERT_LOG says"
 
 
 def test_api_stopped_and_started_mid_stream(native: NativeStack) -> None:

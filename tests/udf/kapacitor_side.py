@@ -72,13 +72,13 @@ def point_request(values: dict[str, float] | None = None, *, time_ns: int = 1_00
     request = udf_pb2.Request()
     point = request.point
     point.time = time_ns
-    point.name = "transactions"
+    point.name = schema.TRANSACTIONS
     point.database = "fraud"
     point.retentionPolicy = "autogen"
     point.tags["source"] = "test"
     point.dimensions.append("source")
-    point.fieldsString["transaction_id"] = tx
-    point.fieldsInt["Class"] = 0
+    point.fieldsString[schema.TRANSACTION_ID] = tx
+    point.fieldsInt[schema.LABEL] = 0
     for name in schema.FEATURES:
         if name != drop:
             point.fieldsDouble[name] = (values or {}).get(name, 0.1)

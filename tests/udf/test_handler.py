@@ -13,18 +13,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from tickml.schema import REASON, SCORED
+from tickml.stack.programs import free_port
 from tickml.udf import udf_pb2
 from tickml.udf.handler import ConnectionHandler
 from tickml.udf.options import ScoringOptions
-from tickml.udf.points import REASON, SCORED
 
 from .kapacitor_side import KapacitorSide, keepalive_request, point_request
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.fixture
@@ -178,7 +173,7 @@ def test_a_full_queue_holds_kapacitor_back_with_heartbeats_and_loses_nothing(
             received.append(response.point.fieldsString["transaction_id"])
     assert received == sent
     assert heartbeats >= 1
-    assert handler._queue.maxsize == 2
+    assert handler.batcher.max_pending == 2
 
 
 def test_end_of_stream_flushes_pending_points_before_closing(connect) -> None:

@@ -8,6 +8,7 @@ import pytest
 
 from tickml import schema
 from tickml.udf import points
+from tickml.udf.client import Score, Unscored
 
 from .kapacitor_side import point_request
 
@@ -16,8 +17,7 @@ def test_features_are_read_in_schema_order_from_float_and_int_fields() -> None:
     point = point_request({"Time": 5.0, "Amount": 12.5}).point
     del point.fieldsDouble["V3"]
     point.fieldsInt["V3"] = 2
-    values, reason = points.read_features(point)
-    assert reason is None
+    values = points.read_features(point)
     assert len(values) == len(schema.FEATURES)
     assert values[0] == 5.0 and values[3] == 2.0 and values[-1] == 12.5
 
@@ -38,34 +38,35 @@ def test_features_are_read_in_schema_order_from_float_and_int_fields() -> None:
 def test_unusable_points_get_a_short_reason(mutate, reason: str) -> None:
     point = point_request().point
     mutate(point)
-    assert points.read_features(point) == (None, reason)
+    assert points.read_features(point) == reason
 
 
 def test_numeric_strings_are_accepted() -> None:
     point = point_request().point
     del point.fieldsDouble["V5"]
     point.fieldsString["V5"] = "1.25"
-    values, reason = points.read_features(point)
-    assert reason is None and values[5] == 1.25
+    assert points.read_features(point)[5] == 1.25
 
 
 def test_scored_point_keeps_identity_and_adds_score_fields() -> None:
     original = point_request(time_ns=2_000_000_000).point
-    out = points.scored_point(original, 0.93, True, "fraud-lgbm", 3, now_ns=2_004_000_000).point
+    score = Score(0.93, True, "fraud-lgbm", 3)
+    out = points.result_point(original, score.fields(), now_ns=2_004_000_000).point
     assert (out.time, out.name, out.database, out.retentionPolicy) == (
-        original.time, "transactions", "fraud", "autogen")
+        original.time, schema.TRANSACTIONS, "fraud", "autogen")
     assert dict(out.tags) == {"source": "test"} and list(out.dimensions) == ["source"]
     assert out.fieldsString["transaction_id"] == "tx-1"
-    assert out.fieldsDouble[points.PROBABILITY] == 0.93
-    assert out.fieldsInt[points.VERDICT] == 1
-    assert out.fieldsInt[points.MODEL_VERSION] == 3
-    assert out.fieldsString[points.MODEL] == "fraud-lgbm"
-    assert out.fieldsBool[points.SCORED] is True
-    assert out.fieldsDouble[points.LATENCY] == pytest.approx(4.0)
+    assert out.fieldsDouble[schema.PROBABILITY] == 0.93
+    assert out.fieldsInt[schema.VERDICT] == 1
+    assert out.fieldsInt[schema.MODEL_VERSION] == 3
+    assert out.fieldsString[schema.MODEL] == "fraud-lgbm"
+    assert out.fieldsBool[schema.SCORED] is True
+    assert out.fieldsDouble[schema.LATENCY] == pytest.approx(4.0)
 
 
 def test_unscored_point_says_why_and_has_no_score() -> None:
-    out = points.unscored_point(point_request().point, "api unreachable", now_ns=0).point
-    assert out.fieldsBool[points.SCORED] is False
-    assert out.fieldsString[points.REASON] == "api unreachable"
-    assert points.PROBABILITY not in out.fieldsDouble
+    out = points.result_point(point_request().point, Unscored("api unreachable").fields(),
+                              now_ns=0).point
+    assert out.fieldsBool[schema.SCORED] is False
+    assert out.fieldsString[schema.REASON] == "api unreachable"
+    assert schema.PROBABILITY not in out.fieldsDouble

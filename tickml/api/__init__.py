@@ -12,7 +12,9 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from tickml.api.app import create_app
 
-__all__ = ["create_app"]
+__all__ = ["MULTIPROC_ENV", "create_app"]
+#: Where the gunicorn workers' metric files go; prometheus_client reads it at import.
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 
 def __getattr__(name: str) -> Any:

@@ -21,9 +21,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from tickml import schema
 from tickml.registry import POINTER, LoadedModel, ModelRegistry, RegistryError
 
 log = logging.getLogger(__name__)
@@ -66,12 +63,6 @@ class ModelHolder:
         self.loaded_at: str | None = None
         self.problem: str | None = None  # why there is no model at all
         self.refusal: Refusal | None = None
-        self.reloads = 0
-
-    @property
-    def model(self) -> LoadedModel | None:
-        """The model now served, without looking at the pointer."""
-        return self._model
 
     def current(self) -> LoadedModel | None:
         """The model to serve this request with; looks for a new one when due."""
@@ -102,7 +93,7 @@ class ModelHolder:
         model = self._model
         return {
             "status": "ready" if model is not None else "not_ready",
-            "model": None if model is None else model_summary(model),
+            "model": None if model is None else model.summary(),
             "loaded_at": self.loaded_at,
             "reason": self.problem if model is None else None,
             "refused": None if self.refusal is None else vars(self.refusal),
@@ -135,7 +126,7 @@ class ModelHolder:
             return
         try:
             model = self.registry.load(ref)
-            check_usable(model)
+            model.check()
         except Exception as exc:  # any failure means this model must not serve
             self._refuse(str(ref), str(exc))
             return
@@ -147,7 +138,6 @@ class ModelHolder:
         self.loaded_at = _now()
         self.problem = None
         self.refusal = None
-        self.reloads += 1
         log.info("serving %s (threshold %.4f)%s", model.ref, model.threshold,
                  "" if previous is None else f", replacing {previous.ref}")
         if self._on_change is not None:
@@ -161,31 +151,6 @@ class ModelHolder:
         log.error("refused %s, still serving %s: %s", what, keeping, reason)
         if self._on_refuse is not None:
             self._on_refuse()
-
-
-def check_usable(model: LoadedModel) -> None:
-    """Raise ValueError unless the model takes schema rows and returns probabilities."""
-    columns = model.metadata.get("columns")
-    if columns != list(schema.FEATURES):
-        raise ValueError(f"its columns {columns} are not the schema's {list(schema.FEATURES)}")
-    if not 0.0 <= model.threshold <= 1.0:
-        raise ValueError(f"its threshold {model.threshold} is not a probability")
-    probabilities = predict_probabilities(model, np.zeros((2, len(schema.FEATURES))))
-    if probabilities.shape != (2,) or not np.all((probabilities >= 0) & (probabilities <= 1)):
-        raise ValueError(f"it returned {probabilities!r} for two rows, not two probabilities")
-
-
-def predict_probabilities(model: LoadedModel, matrix: np.ndarray) -> np.ndarray:
-    """Fraud probability per row of a schema-order float64 matrix (empty for no rows)."""
-    if len(matrix) == 0:
-        return np.empty(0)
-    return np.asarray(model.pipeline.predict_proba(matrix)[:, 1], dtype=np.float64)
-
-
-def model_summary(model: LoadedModel) -> dict[str, Any]:
-    """Name, version and threshold: what every prediction response names."""
-    ref = model.ref
-    return {"name": ref.name, "version": ref.version, "threshold": model.threshold}
 
 
 def _now() -> str:

@@ -6,7 +6,6 @@ from flask import Blueprint, Response, request
 
 from tickml.api import openapi, validation
 from tickml.api.errors import ApiError, json_response
-from tickml.api.holder import model_summary, predict_probabilities
 from tickml.api.metrics import CONTENT_TYPE
 from tickml.api.state import api_state, require_model
 
@@ -20,12 +19,12 @@ def predict() -> Response:
     state = api_state()
     matrix, _ = validation.predict_matrix(request.get_data(cache=False), state.max_instances)
     model = require_model()
-    probabilities = predict_probabilities(model, matrix)
+    probabilities = model.predict_proba(matrix)
     flags = probabilities >= model.threshold
     state.metrics.observe_scores(len(flags), int(flags.sum()))
     predictions = [{"probability": p, "fraud": f}
                    for p, f in zip(probabilities.tolist(), flags.tolist(), strict=True)]
-    return json_response({"model": model_summary(model), "predictions": predictions})
+    return json_response({"model": model.summary(), "predictions": predictions})
 
 
 @bp.get("/model")

@@ -11,9 +11,8 @@ from typing import Any
 
 from gunicorn.app.base import BaseApplication
 
+from tickml.api import MULTIPROC_ENV
 from tickml.config import Settings
-
-MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"  # read by prometheus_client at import
 
 
 class ApiServer(BaseApplication):

@@ -19,7 +19,6 @@ from flask import Blueprint, Response, request
 
 from tickml import __version__, schema
 from tickml.api.errors import ApiError, json_response
-from tickml.api.holder import predict_probabilities
 from tickml.api.state import api_state, require_model
 from tickml.api.validation import FLOAT64_LIMIT, N_FEATURES, check_number, parse_json
 from tickml.registry import LoadedModel
@@ -87,7 +86,7 @@ def infer(name: str, version: str | None = None) -> Response:
     matrix = input_matrix(payload, binary, state.max_instances)
     outputs = requested_outputs(payload)
     model = find_model(name, version)
-    probabilities = predict_probabilities(model, matrix)
+    probabilities = model.predict_proba(matrix)
     flags = probabilities >= model.threshold
     state.metrics.observe_scores(len(flags), int(flags.sum()))
     return infer_response(model, payload, outputs, {"probability": probabilities,

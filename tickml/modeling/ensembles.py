@@ -33,9 +33,10 @@ from tickml.modeling.evaluate import (
     classification_report,
     fit_and_score,
 )
-from tickml.modeling.features import TransactionFeatures, as_feature_matrix
+from tickml.modeling.features import TransactionFeatures
 from tickml.modeling.pipeline import DEFAULT_PARAMS
 from tickml.registry import ModelRef, ModelRegistry
+from tickml.schema import as_feature_matrix
 
 SINGLE = "single"
 ENSEMBLE = "ensemble"

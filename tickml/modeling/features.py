@@ -7,35 +7,15 @@ training and serving cannot drift apart.
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin
 
 from tickml import schema
+from tickml.schema import as_feature_matrix
 
 SECONDS_PER_DAY = 86_400.0
 _TIME = schema.FEATURES.index(schema.TIME)
 _AMOUNT = schema.FEATURES.index(schema.AMOUNT)
 _COMPONENTS = [schema.FEATURES.index(c) for c in schema.PCA_COMPONENTS]
-
-
-def as_feature_matrix(rows: pd.DataFrame | np.ndarray) -> np.ndarray:
-    """Schema features as a float64 matrix in `schema.FEATURES` order.
-
-    A frame is read by column name (extra columns such as `Class` or an id are
-    ignored); an array must already have the features in schema order.
-    """
-    if isinstance(rows, pd.DataFrame):
-        missing = [c for c in schema.FEATURES if c not in rows.columns]
-        if missing:
-            raise ValueError(f"missing feature columns: {missing}")
-        return rows.loc[:, list(schema.FEATURES)].to_numpy(dtype=np.float64)
-    matrix = np.asarray(rows, dtype=np.float64)
-    if matrix.ndim != 2 or matrix.shape[1] != len(schema.FEATURES):
-        raise ValueError(
-            f"expected a 2-D array with {len(schema.FEATURES)} columns in schema order, "
-            f"got shape {matrix.shape}"
-        )
-    return matrix
 
 
 class TransactionFeatures(TransformerMixin, BaseEstimator):

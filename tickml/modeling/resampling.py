@@ -18,8 +18,9 @@ from imblearn.under_sampling import RandomUnderSampler
 
 from tickml import schema
 from tickml.modeling.evaluate import DEFAULT_PRECISION, fit_and_score
-from tickml.modeling.features import TransactionFeatures, as_feature_matrix
+from tickml.modeling.features import TransactionFeatures
 from tickml.modeling.pipeline import build_pipeline
+from tickml.schema import as_feature_matrix
 
 #: After resampling, frauds make up this fraction of the legitimate count (1:10). A
 #: full 1:1 balance multiplies the training rows (oversampling) or throws away almost

@@ -19,9 +19,9 @@ from tickml.modeling.evaluate import (
     plot_precision_recall,
     precision_target_threshold,
 )
-from tickml.modeling.features import as_feature_matrix
 from tickml.modeling.pipeline import DEFAULT_PARAMS, build_pipeline
 from tickml.registry import ModelRef, ModelRegistry
+from tickml.schema import as_feature_matrix
 
 DEFAULT_MODEL_NAME = "fraud-lgbm"
 VALIDATION_SHARE = 0.2

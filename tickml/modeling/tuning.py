@@ -22,8 +22,9 @@ import pandas as pd
 from sklearn.metrics import average_precision_score
 
 from tickml import schema
-from tickml.modeling.features import TransactionFeatures, as_feature_matrix
+from tickml.modeling.features import TransactionFeatures
 from tickml.modeling.pipeline import build_pipeline
+from tickml.schema import as_feature_matrix
 
 Reporter = Callable[[int, float], None]
 

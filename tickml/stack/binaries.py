@@ -6,19 +6,16 @@ import os
 import shutil
 from pathlib import Path
 
+from tickml.config import get_settings
+
 
 class MissingBinary(RuntimeError):
     """A server binary is not installed; the message says how to get it."""
 
 
-def cache_dir() -> Path:
-    """tickml's build cache, outside any checkout: TICKML_CACHE or ~/.cache/tickml."""
-    return Path(os.environ.get("TICKML_CACHE", Path.home() / ".cache" / "tickml"))
-
-
 def find_binary(name: str) -> Path:
-    """`name` from the build cache or PATH."""
-    cached = cache_dir() / "bin" / name
+    """`name` from the build cache (TICKML_CACHE, ~/.cache/tickml) or PATH."""
+    cached = get_settings().cache / "bin" / name
     if cached.is_file() and os.access(cached, os.X_OK):
         return cached
     found = shutil.which(name)

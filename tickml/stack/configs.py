@@ -6,17 +6,23 @@ from dataclasses import dataclass
 from pathlib import Path
 
 
+class LocalServer:
+    """A server bound to 127.0.0.1 on `http_port`."""
+
+    http_port: int
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.http_port}"
+
+
 @dataclass(frozen=True)
-class InfluxConfig:
+class InfluxConfig(LocalServer):
     """Where one influxd keeps its files and which ports it binds."""
 
     directory: Path
     http_port: int = 8086
     rpc_port: int = 8088
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.http_port}"
 
     def render(self) -> str:
         d = self.directory
@@ -49,7 +55,7 @@ bind-address = "127.0.0.1:{self.rpc_port}"
 
 
 @dataclass(frozen=True)
-class KapacitorConfig:
+class KapacitorConfig(LocalServer):
     """Where one kapacitord keeps its files, its port, its InfluxDB and the UDF socket."""
 
     directory: Path
@@ -58,10 +64,6 @@ class KapacitorConfig:
     http_port: int = 9092
     udf_timeout: str = "10s"
     subscriptions_sync: str = "10s"
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.http_port}"
 
     def render(self) -> str:
         d = self.directory

@@ -26,27 +26,14 @@ from urllib.parse import urlparse
 from supervisor.xmlrpc import SupervisorTransport
 
 from tickml.config import Settings
-from tickml.influx import InfluxClient
-from tickml.kapacitor import KapacitorClient, define_tasks, read_scripts
-from tickml.stack.binaries import find_binary
 from tickml.stack.configs import InfluxConfig, KapacitorConfig, write_config
-from tickml.stack.services import TICKML, http_ok, socket_accepts
+from tickml.stack.programs import TICKML, Program, http_ok, pipeline_programs, port_of
 
 STATE_DIRS = ("influxdb", "kapacitor")
 
 
 class StackError(RuntimeError):
     """The stack could not start or stop; the message names the service and its log."""
-
-
-@dataclass(frozen=True)
-class Program:
-    """One supervised process and how to tell that it is ready."""
-
-    name: str
-    command: list[str]
-    ready: Callable[[], bool]
-    timeout: float = 90.0
 
 
 @dataclass(frozen=True)
@@ -85,33 +72,24 @@ class NativeStack:
 
     def ports(self) -> dict[str, int]:
         ports = {"influxd": self.influx.http_port, "kapacitord": self.kapacitor.http_port,
-                 "api": int(self.settings.api_bind.rsplit(":", 1)[1])}
+                 "api": port_of(self.settings.api_bind)}
         if self.with_jupyter:
             ports["jupyter"] = self.jupyter_port
         return ports
 
     # -- programs --------------------------------------------------------------------
     def programs(self) -> list[Program]:
-        s = self.settings
+        """The pipeline's programs, then the watchdog, the generator and maybe JupyterLab."""
+        jupyter = f"127.0.0.1:{self.jupyter_port}"
         programs = [
-            Program("influxd", [str(find_binary("influxd")), "run", "-config",
-                                str(self.run_dir / "influxdb.conf")],
-                    lambda: http_ok(f"{self.influx.url}/ping")),
-            Program("api", [TICKML, "serve", "--bind", s.api_bind],
-                    lambda: http_ok(f"{s.api_url}/ready")),
-            Program("udf", [TICKML, "udf", "--socket", str(s.udf_socket), "--api-url", s.api_url],
-                    lambda: socket_accepts(s.udf_socket)),
-            Program("kapacitord", [str(find_binary("kapacitord")), "run", "-config",
-                                   str(self.run_dir / "kapacitor.conf")],
-                    lambda: http_ok(f"{self.kapacitor.url}/kapacitor/v1/ping"), timeout=150),
+            *pipeline_programs(self.settings, self.influx, self.kapacitor, self.run_dir),
             Program("watchdog", [TICKML, "watchdog"], lambda: True),
             Program("generator", [TICKML, "generate", "--rate", str(self.generator_rate),
                                   "--fraud-share", str(self.fraud_share)], lambda: True),
         ]
         if self.with_jupyter:
-            programs.append(Program("jupyter", [TICKML, "lab", "--bind",
-                                                f"127.0.0.1:{self.jupyter_port}"],
-                                    lambda: http_ok(f"http://127.0.0.1:{self.jupyter_port}/api")))
+            programs.append(Program("jupyter", [TICKML, "lab", "--bind", jupyter],
+                                    lambda: http_ok(f"http://{jupyter}/api")))
         return programs
 
     def supervisord_conf(self) -> str:
@@ -175,12 +153,9 @@ stdout_logfile_backups = 2
                 self.call("startProcess", program.name, False)
             self._wait_ready(program)
             report(f"{program.name}: ready")
-            if program.name == "influxd":
-                InfluxClient(self.influx.url, self.settings.influx_db).create_database()
-            if program.name == "kapacitord":
-                actions = define_tasks(KapacitorClient(self.kapacitor.url),
-                                       read_scripts(self.settings.kapacitor_scripts))
-                report("tasks: " + ", ".join(f"{k} {v}" for k, v in actions.items()))
+            followed_up = program.on_ready() if program.on_ready is not None else None
+            if followed_up:
+                report(followed_up)
 
     def _check_ports_free(self) -> None:
         for name, port in self.ports().items():

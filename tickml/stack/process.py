@@ -60,18 +60,18 @@ class Service:
         raise ServiceFailed(f"{self.name} not ready after {timeout:.0f}s; see {self.log_path}:\n"
                             f"{self.log_tail()}")
 
-    @property
-    def alive(self) -> bool:
-        return self.process is not None and self.process.poll() is None
-
     def stop(self, timeout: float = 15.0, sig: int = signal.SIGTERM) -> None:
-        """Signal the process (SIGTERM by default), escalate to SIGKILL, remove the pid file."""
+        """Signal the process (SIGTERM by default), escalate to SIGKILL, remove the pid file.
+
+        The escalation kills the process group: the process runs in its own session,
+        so the group holds only it and its children (gunicorn's workers, say).
+        """
         if self.process is not None and self.process.poll() is None:
             self.process.send_signal(sig)
             try:
                 self.process.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
-                self.process.kill()
+                os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait(timeout=timeout)
         self.pid_path.unlink(missing_ok=True)
 

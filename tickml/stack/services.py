@@ -1,158 +1,138 @@
-"""Starting the pieces of the pipeline as local processes bound to 127.0.0.1.
+"""The stream as local processes on free ports, for the tests and the benchmarks.
 
-influxd and kapacitord get rendered configs under the given directory; the model
-API (`tickml serve`) and the UDF agent (`tickml udf`) run as the same commands a
-container runs. Used by the native stack, the benchmarks and the tests.
+`local_pipeline` starts the programs of `tickml.stack.programs` as plain
+subprocesses (the native stack hands the same list to supervisord), each with
+settings that point at the others, and stops them when the block ends.
 """
 
 from __future__ import annotations
 
-import os
-import shutil
-import socket
-import sys
+import dataclasses
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-
-import requests
 
 from tickml.config import Settings
 from tickml.influx import InfluxClient
-from tickml.kapacitor import KapacitorClient, define_tasks, read_scripts, task_vars
-from tickml.stack.binaries import find_binary
+from tickml.kapacitor import KapacitorClient, define_tickml_tasks
 from tickml.stack.configs import InfluxConfig, KapacitorConfig, write_config
 from tickml.stack.process import Service
+from tickml.stack.programs import (
+    Program,
+    TaskOverrides,
+    free_port,
+    influx_program,
+    pipeline_programs,
+    port_of,
+    short_socket_path,
+    tickml_env,
+)
+
+__all__ = ["LocalPipeline", "free_port", "local_pipeline", "start_influxd", "start_program"]
 
 
-def tickml_command() -> str:
-    """The `tickml` console script of this environment."""
-    beside_python = Path(sys.executable).with_name("tickml")
-    return str(beside_python) if beside_python.exists() else shutil.which("tickml") or "tickml"
-
-
-TICKML = tickml_command()
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def http_ok(url: str) -> bool:
+def start_program(program: Program, directory: Path, settings: Settings) -> Service:
+    """Start `program` with `settings` in its environment; return it once ready."""
+    service = Service(program.name, program.command, directory, ready=program.ready,
+                      env=tickml_env(settings), url=program.url)
     try:
-        return requests.get(url, timeout=1).status_code < 300
-    except requests.RequestException:
-        return False
-
-
-def socket_accepts(path: Path) -> bool:
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
-        try:
-            probe.connect(str(path))
-        except OSError:
-            return False
-    return True
-
-
-def tickml_env(settings: Settings, **extra: str) -> dict[str, str]:
-    """Environment that points a tickml subprocess at `settings`' folders."""
-    return {"TICKML_ROOT": str(settings.root), "TICKML_MODELS_DIR": str(settings.models_dir),
-            "TICKML_DATA_DIR": str(settings.data_dir), **extra}
+        service.start().wait_ready(program.timeout)
+        if program.on_ready is not None:
+            program.on_ready()
+    except BaseException:
+        service.stop()
+        raise
+    return service
 
 
 def start_influxd(directory: Path) -> tuple[Service, InfluxConfig]:
-    """influxd on free ports, its files under `directory/influxdb`, once it answers /ping."""
-    config = InfluxConfig(directory / "influxdb", http_port=free_port(), rpc_port=free_port())
-    path = write_config(directory / "influxdb.conf", config.render())
-    service = Service("influxd", [str(find_binary("influxd")), "run", "-config", str(path)],
-                      directory, ready=lambda: http_ok(f"{config.url}/ping"), url=config.url)
-    return service.start().wait_ready(60), config
+    """influxd alone on free ports, its files under `directory`, with no database yet."""
+    config = influx_config(directory, free_port())
+    write_config(directory / "influxdb.conf", config.render())
+    program = influx_program(config, directory / "influxdb.conf", database=None)
+    return start_program(program, directory, Settings(root=directory)), config
 
 
-def start_api(settings: Settings, directory: Path, port: int | None = None,
-              workers: int = 1) -> Service:
-    """`tickml serve` for `settings`' registry, once /ready answers (a model is loaded)."""
-    port = port or free_port()
-    url = f"http://127.0.0.1:{port}"
-    service = Service(
-        "api", [TICKML, "serve", "--bind", f"127.0.0.1:{port}", "--workers", str(workers)],
-        directory, ready=lambda: http_ok(f"{url}/ready"),
-        env=tickml_env(settings, TICKML_API_RELOAD_INTERVAL="0.5"), url=url,
-    )
-    return service.start().wait_ready(90)
+def influx_config(directory: Path, http_port: int) -> InfluxConfig:
+    """influxd's files under `directory/influxdb`, HTTP on `http_port`, RPC on a free port."""
+    return InfluxConfig(directory / "influxdb", http_port=http_port, rpc_port=free_port())
 
 
-def start_agent(settings: Settings, directory: Path, socket_path: Path, api_url: str,
-                extra_args: list[str] | None = None) -> Service:
-    """`tickml udf` on `socket_path`, once the socket accepts connections."""
-    socket_path.unlink(missing_ok=True)
-    service = Service(
-        "udf", [TICKML, "udf", "--socket", str(socket_path), "--api-url", api_url,
-                  *(extra_args or [])],
-        directory, ready=lambda: socket_accepts(socket_path), env=tickml_env(settings),
-    )
-    return service.start().wait_ready(60)
-
-
-def start_kapacitord(directory: Path, influx_url: str, socket_path: Path
-                     ) -> tuple[Service, KapacitorConfig]:
-    """kapacitord with the `fraud` UDF on `socket_path` (the agent must already listen)."""
-    config = KapacitorConfig(directory / "kapacitor", influx_url=influx_url,
-                             udf_socket=socket_path, http_port=free_port())
-    path = write_config(directory / "kapacitor.conf", config.render())
-    service = Service("kapacitord",
-                      [str(find_binary("kapacitord")), "run", "-config", str(path)], directory,
-                      ready=lambda: http_ok(f"{config.url}/kapacitor/v1/ping"), url=config.url)
-    return service.start().wait_ready(120), config
-
-
-def influx_client(config: InfluxConfig, database: str = "fraud") -> InfluxClient:
-    return InfluxClient(config.url, database)
-
-
-def short_socket_path(directory: Path) -> Path:
-    """Unix socket paths are limited to 107 bytes; pytest's tmp paths can be longer."""
-    path = directory / "fraud.sock"
-    if len(str(path)) < 100:
-        return path
-    short = Path(f"/tmp/tickml-{os.getpid()}-{free_port()}")
-    short.mkdir()
-    return short / "fraud.sock"
+def _running(name: str) -> property:
+    """A read-only attribute for the running service of program `name`."""
+    return property(lambda pipeline: pipeline.services[name])
 
 
 @dataclass
 class LocalPipeline:
-    """A running stream on free ports: influxd → kapacitord → agent → API."""
+    """A running stream on free ports: influxd → kapacitord → agent → API.
+
+    `settings` point at these services, so a tickml command started with
+    `tickml_env(settings)` talks to them.
+    """
 
     settings: Settings
     directory: Path
-    influxd: Service
-    api: Service
-    agent: Service
-    kapacitord: Service
-    influx: InfluxClient
-    kapacitor: KapacitorClient
-    socket_path: Path
-    alert_log: Path
+    programs: dict[str, Program]
+    services: dict[str, Service]
+    task_overrides: TaskOverrides = field(default_factory=dict)
+    influx: InfluxClient = field(init=False)
+    kapacitor: KapacitorClient = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.influx = InfluxClient(self.settings.influx_url, self.settings.influx_db)
+        self.kapacitor = KapacitorClient(self.settings.kapacitor_url)
+
+    # The running services by role; `restart` replaces them.
+    influxd = _running("influxd")
+    api = _running("api")
+    agent = _running("udf")
+    kapacitord = _running("kapacitord")
+
+    @property
+    def alert_log(self) -> Path:
+        return Path(self.settings.alert_log)
+
+    def restart(self, name: str) -> None:
+        """Start program `name` again with its old settings (after it died or was stopped)."""
+        self.services[name] = start_program(self.programs[name], self.directory, self.settings)
 
     def restart_api(self) -> None:
-        """Start the API again on its old port (after `api.stop()`)."""
-        port = int(self.api.url.rsplit(":", 1)[1])
-        self.api = start_api(self.settings, self.directory, port)
+        """Start the API again on its port (after `api.stop()`)."""
+        self.restart("api")
 
     def restart_agent(self) -> None:
         """Start the agent again on its socket (after it died or was stopped)."""
-        self.agent = start_agent(self.settings, self.directory, self.socket_path, self.api.url)
+        self.restart("udf")
+
+    def define_tasks(self, overrides: TaskOverrides | None = None) -> dict[str, str]:
+        """Define tickml's tasks with the pipeline's variables, `overrides` on top."""
+        return define_tickml_tasks(self.kapacitor, self.settings, self.task_overrides,
+                                   overrides or {})
 
     def stop(self) -> None:
-        for service in (self.kapacitord, self.agent, self.api, self.influxd):
+        """Stop every service, the last started first, and close the clients."""
+        for service in reversed(self.services.values()):
             service.stop()
         self.influx.close()
         self.kapacitor.close()
+
+
+def local_settings(settings: Settings, directory: Path, api_workers: int) -> Settings:
+    """`settings` moved onto free ports and files under `directory`."""
+    api_port = free_port()
+    return dataclasses.replace(
+        settings,
+        influx_url=f"http://127.0.0.1:{free_port()}",
+        kapacitor_url=f"http://127.0.0.1:{free_port()}",
+        api_bind=f"127.0.0.1:{api_port}",
+        api_url=f"http://127.0.0.1:{api_port}",
+        api_workers=api_workers,
+        api_reload_interval=0.5,
+        udf_socket=short_socket_path(directory),
+        alert_log=str(directory / "alerts.log"),
+    )
 
 
 @contextmanager
@@ -160,43 +140,30 @@ def local_pipeline(
     settings: Settings,
     directory: Path,
     *,
-    scripts_dir: Path | None = None,
-    task_variables: dict[str, dict] | None = None,
+    task_overrides: TaskOverrides | None = None,
     api_workers: int = 1,
 ) -> Iterator[LocalPipeline]:
     """Start the whole stream for `settings`' model and define tickml's tasks.
 
-    Services start in dependency order (the agent before kapacitord, which needs its
-    socket; the database before kapacitord, so it subscribes at startup) and are
-    stopped when the block ends, whatever happens inside it.
+    The tasks come from `settings.kapacitor_scripts` with `task_overrides` on top;
+    alerts are logged to `directory/alerts.log`. Services start in dependency order
+    and are stopped when the block ends, whatever happens inside it.
     """
-    started: list[Service] = []
+    settings = local_settings(settings, directory, api_workers)
+    overrides = dict(task_overrides or {})
+    influx = influx_config(directory, port_of(settings.influx_url))
+    kapacitor = KapacitorConfig(directory / "kapacitor", influx_url=influx.url,
+                                udf_socket=settings.udf_socket,
+                                http_port=port_of(settings.kapacitor_url))
+    write_config(directory / "influxdb.conf", influx.render())
+    write_config(directory / "kapacitor.conf", kapacitor.render())
+    settings.udf_socket.unlink(missing_ok=True)
+    programs = {p.name: p for p in pipeline_programs(settings, influx, kapacitor, directory,
+                                                      overrides)}
+    pipeline = LocalPipeline(settings, directory, programs, {}, overrides)
     try:
-        influxd, influx_config = start_influxd(directory)
-        started.append(influxd)
-        influx = influx_client(influx_config, settings.influx_db)
-        influx.create_database()
-        api = start_api(settings, directory, workers=api_workers)
-        started.append(api)
-        socket_path = short_socket_path(directory)
-        agent = start_agent(settings, directory, socket_path, api.url)
-        started.append(agent)
-        kapacitord, kapacitor_config = start_kapacitord(directory, influx_config.url,
-                                                        socket_path)
-        started.append(kapacitord)
-        kapacitor = KapacitorClient(kapacitor_config.url)
-        alert_log = directory / "alerts.log"
-        variables = {"fraud_alerts": task_vars({"alert_log": str(alert_log)}),
-                     **(task_variables or {})}
-        define_tasks(kapacitor, read_scripts(scripts_dir or settings.kapacitor_scripts),
-                     variables)
-        pipeline = LocalPipeline(settings, directory, influxd, api, agent, kapacitord, influx,
-                                 kapacitor, socket_path, alert_log)
-        started.clear()  # from here on the pipeline stops its own, possibly restarted, services
-        try:
-            yield pipeline
-        finally:
-            pipeline.stop()
+        for name in programs:
+            pipeline.restart(name)
+        yield pipeline
     finally:
-        for service in reversed(started):
-            service.stop()
+        pipeline.stop()

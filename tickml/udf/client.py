@@ -1,15 +1,21 @@
-"""The model API as the agent sees it: one `/predict` call per micro-batch, with retries."""
+"""The model API as its clients see it: one `/predict` call per batch, with retries.
+
+`score_rows` is the one way to turn rows into scored or unscored outcomes; the UDF
+agent and `tickml rescore` both call it, so a verdict means the same in both.
+"""
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import orjson
 import requests
 
 from tickml import schema
+from tickml.influx import FieldValue
 
 log = logging.getLogger(__name__)
 FIRST_BACKOFF = 0.1
@@ -26,6 +32,38 @@ class ScoringRejected(RuntimeError):
 
 
 @dataclass(frozen=True)
+class Score:
+    """A row the model scored."""
+
+    probability: float
+    verdict: bool
+    model: str
+    version: int
+
+    def fields(self) -> dict[str, FieldValue]:
+        """The fields a scored point carries beside the transaction's own."""
+        return {schema.PROBABILITY: self.probability, schema.VERDICT: int(self.verdict),
+                schema.MODEL: self.model, schema.MODEL_VERSION: self.version,
+                schema.SCORED: True}
+
+
+@dataclass(frozen=True)
+class Unscored:
+    """A row without a score, and why.
+
+    `api_error` is true when the API could not score it (it may succeed later), false
+    when the row itself cannot be scored (a feature is missing or not a number).
+    """
+
+    reason: str
+    api_error: bool = False
+
+    def fields(self) -> dict[str, FieldValue]:
+        """The fields an unscored point carries beside the transaction's own."""
+        return {schema.SCORED: False, schema.REASON: self.reason}
+
+
+@dataclass(frozen=True)
 class Predictions:
     """The API's answer for one batch, in input order."""
 
@@ -33,7 +71,13 @@ class Predictions:
     verdicts: list[bool]
     model: str
     version: int
-    threshold: float
+
+    def scores(self, threshold: float | None = None) -> list[Score]:
+        """One score per row; the verdict uses `threshold`, or the model's own when None."""
+        verdicts = self.verdicts if threshold is None else \
+            [p >= threshold for p in self.probabilities]
+        return [Score(p, v, self.model, self.version)
+                for p, v in zip(self.probabilities, verdicts, strict=True)]
 
 
 class PredictClient:
@@ -108,5 +152,28 @@ def _parse(body: dict, expected: int) -> Predictions:
         verdicts=[bool(p["fraud"]) for p in predictions],
         model=str(model["name"]),
         version=int(model["version"]),
-        threshold=float(model["threshold"]),
     )
+
+
+def score_rows(
+    client: PredictClient,
+    rows: Sequence[list[float] | str],
+    threshold: float | None = None,
+) -> list[Score | Unscored]:
+    """Score every row that has features with one API call; one outcome per row, in order.
+
+    Args:
+        rows: per row, its features in schema order, or the reason it cannot be scored.
+        threshold: the verdict's cut-off (a task's `.threshold()`); None keeps the model's.
+
+    When the API cannot score the batch, each row with features comes back as
+    `Unscored(reason, api_error=True)`.
+    """
+    features = [row for row in rows if not isinstance(row, str)]
+    try:
+        scores = iter(client.predict(features).scores(threshold) if features else [])
+    except (ScoringUnavailable, ScoringRejected) as exc:
+        log.error("model API: %d rows not scored: %s", len(features), exc)
+        failed = Unscored(str(exc), api_error=True)
+        return [Unscored(row) if isinstance(row, str) else failed for row in rows]
+    return [Unscored(row) if isinstance(row, str) else next(scores) for row in rows]

@@ -1,49 +1,29 @@
-"""One Kapacitor connection: answer the protocol, score points in micro-batches.
+"""One Kapacitor connection: read requests, answer the protocol, send scored points.
 
 Two threads per connection. The reader answers every request at once (Info,
-Init, Keepalive, Snapshot, Restore) and queues points; it never waits on HTTP,
-so keepalives are answered even while the API is slow. The scorer takes up to
-`batchSize` points or whatever arrived within `maxWait`, scores them with one
-`/predict` call and writes them back in arrival order. The queue is bounded:
-when it is full the reader stops reading (Kapacitor then waits) and sends
-heartbeats, which reset Kapacitor's keepalive timer.
+Init, Keepalive, Snapshot, Restore) and hands points to a `MicroBatcher`; it never
+waits on HTTP, so keepalives are answered even while the API is slow. The scorer
+thread takes the batcher's batches, has a `BatchScorer` score each with one
+`/predict` call and writes the points back in arrival order. When the batcher is
+full the reader stops reading (Kapacitor then waits) and sends heartbeats.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-import queue
 import socket
 import threading
 import time
-from dataclasses import dataclass, field
 
 from tickml.udf import udf_pb2
-from tickml.udf.client import PredictClient, ScoringRejected, ScoringUnavailable
+from tickml.udf.batching import MicroBatcher
+from tickml.udf.client import PredictClient
 from tickml.udf.framing import FrameReader, ProtocolError, encode_frame
 from tickml.udf.options import OptionsError, ScoringOptions, describe_options, parse_options
-from tickml.udf.points import read_features, scored_point, unscored_point
+from tickml.udf.scoring import BatchScorer, ConnectionStats
 
 log = logging.getLogger(__name__)
-HEARTBEAT_SECONDS = 1.0
-_END = object()  # queued after the last point: flush and stop
-
-
-@dataclass
-class PendingPoint:
-    point: udf_pb2.Point
-    features: list[float] | None
-    reason: str | None
-
-
-@dataclass
-class ConnectionStats:
-    points_in: int = 0
-    scored: int = 0
-    unscored: int = 0
-    batches: int = 0
-    reasons: dict[str, int] = field(default_factory=dict)
 
 
 class ConnectionHandler:
@@ -57,9 +37,13 @@ class ConnectionHandler:
         self.stats = ConnectionStats()
         self._reader = FrameReader(sock)
         self._write_lock = threading.Lock()
-        self._queue: queue.Queue = queue.Queue(maxsize=defaults.max_pending)
+        self.batcher = self._batcher(defaults)
         self._scorer: threading.Thread | None = None
         self._broken = threading.Event()
+
+    @staticmethod
+    def _batcher(options: ScoringOptions) -> MicroBatcher[udf_pb2.Point]:
+        return MicroBatcher(options.batch_size, options.max_wait, options.max_pending)
 
     # -- reading ---------------------------------------------------------------------
     def run(self) -> None:
@@ -113,7 +97,7 @@ class ConnectionHandler:
             self._send(response)
             return
         self.name = f"{init.taskID}/{init.nodeID}" if init.taskID else self.name
-        self._queue = queue.Queue(maxsize=self.options.max_pending)
+        self.batcher = self._batcher(self.options)
         log.info("%s: scoring with %s", self.name, self.options)
         response.init.success = True
         self._send(response)
@@ -141,91 +125,26 @@ class ConnectionHandler:
             self._scorer = threading.Thread(target=self._score_loop, name=f"score-{self.name}",
                                              daemon=True)
             self._scorer.start()
-        features, reason = read_features(point)
         self.stats.points_in += 1
-        self._put(PendingPoint(point, features, reason))
+        self.batcher.put(point, while_full=self._heartbeat)
 
-    def _put(self, item: object) -> None:
-        """Queue an item; while the queue is full, keep Kapacitor's keepalive timer fed."""
-        while not self._broken.is_set():
-            try:
-                self._queue.put(item, timeout=HEARTBEAT_SECONDS)
-                return
-            except queue.Full:
-                self._answer_keepalive(time.time_ns())
+    def _heartbeat(self) -> None:
+        self._answer_keepalive(time.time_ns())
 
     # -- scoring ---------------------------------------------------------------------
     def _score_loop(self) -> None:
         client = PredictClient(self.options.url, self.options.timeout, self.options.retry_for)
+        scorer = BatchScorer(client, self.options.threshold, self.stats)
         try:
             while not self._broken.is_set():
-                batch, finished = self._next_batch()
+                batch, finished = self.batcher.next_batch()
                 if batch:
-                    self._emit(batch, client)
+                    # one write for the whole batch, in arrival order
+                    self._send(*scorer.score(batch))
                 if finished:
                     return
         finally:
             client.close()
-
-    def _next_batch(self) -> tuple[list[PendingPoint], bool]:
-        """Up to batch_size points, waiting at most max_wait after the first one."""
-        first = self._wait_for_first()
-        if first is _END:
-            return [], True
-        batch = [first]
-        deadline = time.monotonic() + self.options.max_wait
-        while len(batch) < self.options.batch_size:
-            remaining = deadline - time.monotonic()
-            try:
-                item = self._queue.get(timeout=remaining) if remaining > 0 else \
-                    self._queue.get_nowait()
-            except queue.Empty:
-                break
-            if item is _END:
-                return batch, True
-            batch.append(item)
-        return batch, False
-
-    def _wait_for_first(self) -> object:
-        while not self._broken.is_set():
-            try:
-                return self._queue.get(timeout=HEARTBEAT_SECONDS)
-            except queue.Empty:
-                continue
-        return _END
-
-    def _emit(self, batch: list[PendingPoint], client: PredictClient) -> None:
-        valid = [p for p in batch if p.features is not None]
-        results = iter(self._predict(client, [p.features for p in valid]) if valid else [])
-        now = time.time_ns()
-        self.stats.batches += 1
-        responses = []
-        for pending in batch:
-            result = pending.reason if pending.reason is not None else next(results)
-            if isinstance(result, str):
-                self._count_unscored(result)
-                responses.append(unscored_point(pending.point, result, now))
-            else:
-                self.stats.scored += 1
-                responses.append(scored_point(pending.point, *result, now))
-        self._send(*responses)  # one write for the whole batch, in arrival order
-
-    def _predict(self, client: PredictClient, rows: list[list[float]]) -> list[tuple | str]:
-        """Per row: (probability, verdict, model, version), or the reason it failed."""
-        try:
-            predictions = client.predict(rows)
-        except (ScoringUnavailable, ScoringRejected) as exc:
-            log.error("%s: %d points go out unscored: %s", self.name, len(rows), exc)
-            return [str(exc)] * len(rows)
-        threshold = self.options.threshold
-        verdicts = predictions.verdicts if threshold is None else \
-            [p >= threshold for p in predictions.probabilities]
-        return [(p, v, predictions.model, predictions.version)
-                for p, v in zip(predictions.probabilities, verdicts, strict=True)]
-
-    def _count_unscored(self, reason: str) -> None:
-        self.stats.unscored += 1
-        self.stats.reasons[reason] = self.stats.reasons.get(reason, 0) + 1
 
     # -- writing and closing ---------------------------------------------------------
     def _send(self, *responses: udf_pb2.Response) -> None:
@@ -241,10 +160,11 @@ class ConnectionHandler:
             except OSError as exc:
                 log.error("%s: Kapacitor went away: %s", self.name, exc)
                 self._broken.set()
+                self.batcher.stopped.set()
 
     def _finish(self) -> None:
         if self._scorer is not None:
-            self._put(_END)
+            self.batcher.close(while_full=self._heartbeat)
             budget = self.options.retry_for + self.options.timeout + 5
             self._scorer.join(timeout=budget)
         with contextlib.suppress(OSError):

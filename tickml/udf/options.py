@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from urllib.parse import urlparse
 
+from tickml.config import Settings
 from tickml.udf import udf_pb2
 
 NANOS_PER_SECOND = 1_000_000_000
@@ -24,9 +25,13 @@ MAX_BATCH = 10_000
 
 @dataclass(frozen=True)
 class ScoringOptions:
-    """How one task's points are batched and sent to the model API."""
+    """How one task's points are batched and sent to the model API.
 
-    url: str = "http://127.0.0.1:5000"
+    The defaults are the one source for `tickml udf`'s options and the benchmark; the
+    TICKscript's vars are checked against them.
+    """
+
+    url: str = Settings.api_url
     batch_size: int = 200
     max_wait: float = 0.05  # seconds to wait for a batch to fill
     timeout: float = 2.0  # seconds per HTTP request
@@ -114,3 +119,7 @@ def validate(options: ScoringOptions) -> list[str]:
             f"maxPending ({options.max_pending}) must be at least batchSize ({options.batch_size})"
         )
     return problems
+
+
+#: The options a task gets when its TICKscript sets none.
+DEFAULTS = ScoringOptions()

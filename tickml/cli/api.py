@@ -1,4 +1,4 @@
-"""`tickml serve` and `tickml bench api`.
+"""`tickml serve`.
 
 Nothing heavy is imported at module level: the CLI imports this module, and
 prometheus_client must not be imported before `serve` has chosen its metrics directory.
@@ -13,8 +13,10 @@ from typing import Annotated
 
 import typer
 
+from tickml.cli.output import fail
 from tickml.config import get_settings
 
+#: gunicorn worker classes: threads with keep-alive, or one request at a time per worker.
 WORKER_CLASSES = ("gthread", "sync")
 log = logging.getLogger(__name__)
 
@@ -58,7 +60,7 @@ def serve(
     503 until one is, then the model is picked up without a restart. Docs at /docs.
     """
     if worker_class not in WORKER_CLASSES:
-        raise _fail(f"--worker-class must be one of {', '.join(WORKER_CLASSES)}")
+        raise fail(f"--worker-class must be one of {', '.join(WORKER_CLASSES)}")
     overrides = {"api_bind": bind, "api_workers": workers, "api_threads": threads,
                  "api_timeout": timeout, "api_graceful_timeout": graceful_timeout,
                  "models_dir": models_dir,
@@ -73,49 +75,3 @@ def serve(
     run(settings, bind=settings.api_bind, workers=settings.api_workers,
         threads=settings.api_threads, worker_class=worker_class, timeout=settings.api_timeout,
         graceful_timeout=settings.api_graceful_timeout, access_log=access_log)
-
-
-def bench_api(
-    requests_per_level: Annotated[int, typer.Option(
-        min=10, help="Single-row requests sent at each concurrency level.")] = 600,
-    batches: Annotated[int, typer.Option(
-        min=2, help="Batches of 1,000 rows sent to the API (and scored in-process).")] = 40,
-    workers: Annotated[int, typer.Option(min=1, help="gunicorn workers of the server.")] = 2,
-    threads: Annotated[int, typer.Option(min=1, help="Threads per worker.")] = 4,
-    worker_class: Annotated[str, typer.Option(help="'gthread' or 'sync'.")] = "gthread",
-    models_dir: Annotated[Path | None, typer.Option(
-        help="Registry whose production model is measured (default: TICKML_MODELS_DIR).")
-    ] = None,
-    output: Annotated[Path | None, typer.Option(
-        help="Results file (default: benchmarks/results/api.json under TICKML_ROOT).")
-    ] = None,
-) -> None:
-    """Measure the model API against in-process predict_proba on the same model.
-
-    In one run: predict_proba on 1 and 1,000 rows; the API on single rows at
-    concurrency 1, 8 and 32 (p50, p99, requests/s); the API on batches of 1,000
-    rows (rows/s). Prints a table and writes the figures as JSON.
-    """
-    from tickml.api.bench import print_results, run_benchmark, write_results
-    from tickml.registry import RegistryError
-
-    if worker_class not in WORKER_CLASSES:
-        raise _fail(f"--worker-class must be one of {', '.join(WORKER_CLASSES)}")
-    settings = get_settings()
-    if models_dir is not None:
-        settings = dataclasses.replace(settings, models_dir=models_dir)
-    try:
-        results = run_benchmark(settings, requests_per_level=requests_per_level,
-                                batches=batches, workers=workers, threads=threads,
-                                worker_class=worker_class)
-    except RegistryError as exc:
-        raise _fail(str(exc)) from None
-    path = output or settings.root / "benchmarks" / "results" / "api.json"
-    write_results(results, path)
-    print_results(results)
-    typer.echo(f"wrote {path}", err=True)
-
-
-def _fail(message: str) -> typer.Exit:
-    typer.secho(f"error: {message}", err=True, fg=typer.colors.RED)
-    return typer.Exit(code=1)

@@ -25,15 +25,16 @@ import numpy as np
 import pandas as pd
 import psutil
 
+from tickml import schema
 from tickml.config import Settings
 from tickml.data.prepare import load_split
 from tickml.generator import transaction_lines
 from tickml.influx import InfluxClient
-from tickml.kapacitor import KapacitorClient, define_tasks, read_scripts, task_vars
 from tickml.stack.process import Service
-from tickml.stack.services import local_pipeline
+from tickml.stack.services import LocalPipeline, local_pipeline
+from tickml.udf.options import DEFAULTS
 
-MODES = {"micro-batched": (200, timedelta(milliseconds=50)),
+MODES = {"micro-batched": (DEFAULTS.batch_size, timedelta(seconds=DEFAULTS.max_wait)),
          "batch size 1": (1, timedelta(0))}
 
 
@@ -60,20 +61,18 @@ def run_pipeline_benchmark(settings: Settings, burst: int, naive_burst: int, rat
                                         pipeline.kapacitord)}
         results = []
         for mode, (batch_size, max_wait) in MODES.items():
-            _use_batching(pipeline.kapacitor, settings, batch_size, max_wait)
+            _use_batching(pipeline, batch_size, max_wait)
             size = burst if batch_size > 1 else naive_burst
             results.append(_measure(mode, batch_size, pipeline.influx, rows, size, rate,
                                     seconds, services))
         return results
 
 
-def _use_batching(kapacitor: KapacitorClient, settings: Settings, batch_size: int,
-                  max_wait: timedelta) -> None:
-    variables = {"fraud_scoring": task_vars({"batch_size": batch_size, "max_wait": max_wait})}
-    define_tasks(kapacitor, read_scripts(settings.kapacitor_scripts), variables)
+def _use_batching(pipeline: LocalPipeline, batch_size: int, max_wait: timedelta) -> None:
+    pipeline.define_tasks({"fraud_scoring": {"batch_size": batch_size, "max_wait": max_wait}})
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
-        state = kapacitor.task("fraud_scoring")
+        state = pipeline.kapacitor.task("fraud_scoring")
         if state is not None and state.healthy:
             return
         time.sleep(0.2)
@@ -111,13 +110,14 @@ def _measure(mode: str, batch_size: int, influx: InfluxClient, rows: pd.DataFram
 def _wait_for(influx: InfluxClient, run: str, expected: int, timeout: float) -> np.ndarray:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if influx.count("scored", "latency_ms", f"\"run\" = '{run}'") >= expected:
+        if influx.count(schema.SCORED_POINTS, schema.LATENCY, f"\"run\" = '{run}'") >= expected:
             break
         time.sleep(0.25)
     else:
         raise RuntimeError(f"only part of run {run} was scored within {timeout:.0f}s")
-    records = influx.records(f"SELECT latency_ms FROM scored WHERE \"run\" = '{run}'")
-    return np.array([r["latency_ms"] for r in records])
+    records = influx.records(f'SELECT "{schema.LATENCY}" FROM "{schema.SCORED_POINTS}" '
+                             f"WHERE \"run\" = '{run}'")
+    return np.array([r[schema.LATENCY] for r in records])
 
 
 def _cpu_seconds(services: dict[str, Service]) -> dict[str, float]:
@@ -134,6 +134,7 @@ def _cpu_seconds(services: dict[str, Service]) -> dict[str, float]:
 
 
 def write_results(results: list[ModeResult], path: Path) -> None:
+    """Write both modes' figures, the speed-up and the machine's CPU count as JSON."""
     path.parent.mkdir(parents=True, exist_ok=True)
     micro, naive = results
     summary = {"speedup": round(micro.capacity_per_s / naive.capacity_per_s, 1),
@@ -143,6 +144,7 @@ def write_results(results: list[ModeResult], path: Path) -> None:
 
 
 def format_table(results: list[ModeResult]) -> str:
+    """The figures as a Markdown table, with the speed-up below it."""
     lines = ["| agent | burst | capacity tx/s | p50 ms | p99 ms | CPU s (kapacitord / agent / "
              "API / influxd) |", "| --- | ---: | ---: | ---: | ---: | --- |"]
     for r in results:

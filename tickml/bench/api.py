@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import http.client
 import json
 import os
@@ -21,10 +22,11 @@ from rich.console import Console
 from rich.table import Table
 
 from tickml import schema
-from tickml.api.process import free_port, start_server, stop_server, wait_until_up
 from tickml.config import Settings
 from tickml.data.synthetic import generate_transactions
 from tickml.registry import ModelRegistry
+from tickml.stack.programs import api_program, free_port
+from tickml.stack.services import start_program
 
 BATCH_ROWS = 1_000
 CONCURRENCY = (1, 8, 32)
@@ -49,15 +51,16 @@ def run_benchmark(settings: Settings, *, requests_per_level: int, batches: int, 
         "batch_1000": {**summary(batch), "rows_per_s": BATCH_ROWS / statistics.median(batch)},
     }
     port = free_port()
-    log = Path(tempfile.gettempdir()) / f"tickml-bench-api-{port}.log"
-    server = start_server(port, env={"TICKML_MODELS_DIR": str(settings.models_dir)},
-                          args=("--workers", str(workers), "--threads", str(threads),
-                                "--worker-class", worker_class), log_path=log)
+    served = dataclasses.replace(settings, api_bind=f"127.0.0.1:{port}",
+                                 api_url=f"http://127.0.0.1:{port}", api_workers=workers,
+                                 api_threads=threads)
+    # The server's log stays behind in the temporary folder, for a look after a bad run.
+    server = start_program(api_program(served, "--worker-class", worker_class),
+                           Path(tempfile.mkdtemp(prefix="tickml-bench-api-")), served)
     try:
-        wait_until_up(f"http://127.0.0.1:{port}", server, timeout=120, path="/ready")
         results["api"] = measure_api(port, matrix, requests_per_level, batches)
     finally:
-        stop_server(server)
+        server.stop()
     results["ratios"] = ratios(results)
     return results
 

@@ -1,29 +1,20 @@
-"""`tickml up`, `tickml down` and `tickml status` for the native stack."""
+"""`tickml bootstrap|up|down|status` for the native stack, and `tickml lab`."""
 
 from __future__ import annotations
 
+import os
+import secrets
+import sys
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from tickml import schema
-from tickml.config import Settings, get_settings
-
-
-def ensure_dataset_and_model(settings: Settings, rows: int, report=typer.echo) -> None:
-    """Prepare the dataset and train the default model when they are missing."""
-    from tickml.data.prepare import prepare_dataset
-    from tickml.modeling.train import train_default_model
-    from tickml.registry import ModelRegistry
-
-    if not (settings.processed_dir / "test.parquet").is_file():
-        report("dataset: preparing (first run)…")
-        prepare_dataset(settings, rows=rows, seed=settings.seed)
-    if ModelRegistry(settings.models_dir).production() is None:
-        report("model: training the default model (first run)…")
-        result = train_default_model(settings)
-        report(f"model: {result.ref} in production, test AUPRC "
-               f"{result.fitted.test['average_precision']:.3f}")
+from tickml.cli.output import fail
+from tickml.config import get_settings
+from tickml.lab import DEFAULT_BIND, TOKEN_ENV, lab_command, lab_env, notebooks_dir, parse_bind
+from tickml.stack.bootstrap import ensure_dataset_and_model
 
 
 def bootstrap(
@@ -32,7 +23,7 @@ def bootstrap(
     ] = schema.REAL_ROWS,
 ) -> None:
     """Prepare the dataset and train the default model, unless they already exist."""
-    ensure_dataset_and_model(get_settings(), rows)
+    ensure_dataset_and_model(get_settings(), rows, report=typer.echo)
     typer.echo("dataset and production model are in place")
 
 
@@ -56,14 +47,13 @@ def up(
     from tickml.stack.native import NativeStack, StackError
 
     settings = get_settings()
-    ensure_dataset_and_model(settings, rows)
+    ensure_dataset_and_model(settings, rows, report=typer.echo)
     stack = NativeStack(settings, generator_rate=rate, fraud_share=fraud_share,
                         with_jupyter=with_jupyter)
     try:
         stack.up(report=typer.echo)
     except (StackError, MissingBinary) as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from None
+        raise fail(str(exc)) from None
     typer.echo(f"InfluxDB   {settings.influx_url}  (database {settings.influx_db})")
     typer.echo(f"Kapacitor  {settings.kapacitor_url}")
     typer.echo(f"model API  {settings.api_url}  (docs at /docs)")
@@ -82,8 +72,7 @@ def down(
     try:
         NativeStack(get_settings()).down(wipe=wipe)
     except StackError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from None
+        raise fail(str(exc)) from None
     typer.echo("stack stopped" + (" and data wiped" if wipe else " (data kept)"))
 
 
@@ -99,30 +88,29 @@ def status() -> None:
         typer.echo(f"{name:<11}{state}")
 
 
-def bench_pipeline(
-    burst: Annotated[int, typer.Option(
-        min=100, help="Transactions written at once to measure the micro-batched capacity.")
-    ] = 50_000,
-    naive_burst: Annotated[int, typer.Option(
-        min=100, help="Burst size for batch size 1 (one HTTP call per point; slower).")
-    ] = 3_000,
-    rate: Annotated[float, typer.Option(
-        min=1, help="Moderate rate (transactions/s) at which latency is measured.")] = 50.0,
-    seconds: Annotated[float, typer.Option(min=1, help="Seconds of paced writing.")] = 10.0,
+def lab(
+    bind: Annotated[str, typer.Option(
+        help="HOST:PORT to listen on; 0.0.0.0:10000 inside a container.")] = DEFAULT_BIND,
+    token: Annotated[str | None, typer.Option(
+        help=f"Access token (default: {TOKEN_ENV}, else a random one printed at start).",
+        show_default=False)] = None,
+    notebook_dir: Annotated[Path | None, typer.Option(
+        help="Folder JupyterLab opens (default: the project's notebooks/).")] = None,
+    open_browser: Annotated[bool, typer.Option(help="Open a browser tab.")] = False,
 ) -> None:
-    """Measure the whole stream (influxd, kapacitord, agent, API) on this machine.
-
-    Starts its own stack on free ports, then measures the micro-batched agent and
-    batch size 1 in the same run: burst capacity (transactions/s) and latency from
-    write to scored point (p50, p99) at a moderate rate. Writes
-    benchmarks/results/pipeline.json.
-    """
-    from tickml.stack.bench import format_table, run_pipeline_benchmark, write_results
-
+    """Open JupyterLab on the notebooks (01-06), with tickml importable."""
+    try:
+        host, port = parse_bind(bind)
+    except ValueError as exc:
+        raise fail(str(exc)) from None
     settings = get_settings()
-    ensure_dataset_and_model(settings, 50_000)
-    results = run_pipeline_benchmark(settings, burst, naive_burst, rate, seconds)
-    path = settings.root / "benchmarks" / "results" / "pipeline.json"
-    write_results(results, path)
-    typer.echo(format_table(results))
-    typer.echo(f"written to {path}")
+    root_dir = (notebook_dir or notebooks_dir(settings)).resolve()
+    if not root_dir.is_dir():
+        raise fail(f"{root_dir} is not a folder")
+    token = token or settings.lab_token or secrets.token_urlsafe(24)
+    shown = "localhost" if host in ("127.0.0.1", "0.0.0.0") else host
+    typer.echo(f"JupyterLab on {root_dir}: http://{shown}:{port}/lab?token={token}", err=True)
+    argv = lab_command(host, port, token, root_dir, open_browser,
+                       allow_root=os.geteuid() == 0)
+    sys.stdout.flush()
+    os.execve(argv[0], argv, lab_env(settings))

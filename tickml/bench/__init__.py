@@ -1,0 +1,1 @@
+"""Benchmarks: the model API against in-process scoring, and the whole stream."""

@@ -1,0 +1,89 @@
+"""`tickml bench api` and `tickml bench pipeline`: figures go to benchmarks/results/."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from tickml.cli.api import WORKER_CLASSES
+from tickml.cli.output import fail
+from tickml.config import get_settings
+
+bench_app = typer.Typer(help="Measure speed; figures go to benchmarks/results/.",
+                        no_args_is_help=True)
+
+
+@bench_app.command("api")
+def bench_api(
+    requests_per_level: Annotated[int, typer.Option(
+        min=10, help="Single-row requests sent at each concurrency level.")] = 600,
+    batches: Annotated[int, typer.Option(
+        min=2, help="Batches of 1,000 rows sent to the API (and scored in-process).")] = 40,
+    workers: Annotated[int, typer.Option(min=1, help="gunicorn workers of the server.")] = 2,
+    threads: Annotated[int, typer.Option(min=1, help="Threads per worker.")] = 4,
+    worker_class: Annotated[str, typer.Option(help="'gthread' or 'sync'.")] = "gthread",
+    models_dir: Annotated[Path | None, typer.Option(
+        help="Registry whose production model is measured (default: TICKML_MODELS_DIR).")
+    ] = None,
+    output: Annotated[Path | None, typer.Option(
+        help="Results file (default: benchmarks/results/api.json under TICKML_ROOT).")
+    ] = None,
+) -> None:
+    """Measure the model API against in-process predict_proba on the same model.
+
+    In one run: predict_proba on 1 and 1,000 rows; the API on single rows at
+    concurrency 1, 8 and 32 (p50, p99, requests/s); the API on batches of 1,000
+    rows (rows/s). Prints a table and writes the figures as JSON.
+    """
+    from tickml.bench.api import print_results, run_benchmark, write_results
+    from tickml.registry import RegistryError
+
+    if worker_class not in WORKER_CLASSES:
+        raise fail(f"--worker-class must be one of {', '.join(WORKER_CLASSES)}")
+    settings = get_settings()
+    if models_dir is not None:
+        settings = dataclasses.replace(settings, models_dir=models_dir)
+    try:
+        results = run_benchmark(settings, requests_per_level=requests_per_level,
+                                batches=batches, workers=workers, threads=threads,
+                                worker_class=worker_class)
+    except RegistryError as exc:
+        raise fail(str(exc)) from None
+    path = output or settings.root / "benchmarks" / "results" / "api.json"
+    write_results(results, path)
+    print_results(results)
+    typer.echo(f"wrote {path}", err=True)
+
+
+@bench_app.command("pipeline")
+def bench_pipeline(
+    burst: Annotated[int, typer.Option(
+        min=100, help="Transactions written at once to measure the micro-batched capacity.")
+    ] = 50_000,
+    naive_burst: Annotated[int, typer.Option(
+        min=100, help="Burst size for batch size 1 (one HTTP call per point; slower).")
+    ] = 3_000,
+    rate: Annotated[float, typer.Option(
+        min=1, help="Moderate rate (transactions/s) at which latency is measured.")] = 50.0,
+    seconds: Annotated[float, typer.Option(min=1, help="Seconds of paced writing.")] = 10.0,
+) -> None:
+    """Measure the whole stream (influxd, kapacitord, agent, API) on this machine.
+
+    Starts its own stack on free ports, then measures the micro-batched agent and
+    batch size 1 in the same run: burst capacity (transactions/s) and latency from
+    write to scored point (p50, p99) at a moderate rate. Writes
+    benchmarks/results/pipeline.json.
+    """
+    from tickml.bench.pipeline import format_table, run_pipeline_benchmark, write_results
+    from tickml.stack.bootstrap import ensure_dataset_and_model
+
+    settings = get_settings()
+    ensure_dataset_and_model(settings, 50_000, report=typer.echo)
+    results = run_pipeline_benchmark(settings, burst, naive_burst, rate, seconds)
+    path = settings.root / "benchmarks" / "results" / "pipeline.json"
+    write_results(results, path)
+    typer.echo(format_table(results))
+    typer.echo(f"written to {path}")

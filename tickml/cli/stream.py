@@ -1,0 +1,233 @@
+"""Commands that run and mend the stream: `udf`, `tasks`, `watchdog`, `rescore`, `generate`."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import time
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from tickml.cli.output import fail
+from tickml.config import get_settings
+from tickml.udf.options import DEFAULTS, MAX_BATCH
+
+log = logging.getLogger(__name__)
+tasks_app = typer.Typer(help="Define and inspect tickml's Kapacitor tasks.", no_args_is_help=True)
+
+
+def udf(
+    socket_path: Annotated[Path | None, typer.Option(
+        "--socket", help="Unix socket to listen on (default: TICKML_UDF_SOCKET, run/fraud.sock)."
+    )] = None,
+    api_url: Annotated[str | None, typer.Option(
+        help="Model API base URL (default: TICKML_API_URL). A TICKscript's .url() overrides it."
+    )] = None,
+    batch_size: Annotated[int, typer.Option(
+        min=1, max=MAX_BATCH, help="Points per /predict call (.batchSize() overrides)."
+    )] = DEFAULTS.batch_size,
+    max_wait_ms: Annotated[float, typer.Option(
+        min=0, max=10_000, help="Milliseconds to wait for a batch to fill (.maxWait())."
+    )] = round(DEFAULTS.max_wait * 1000),
+    timeout: Annotated[float, typer.Option(
+        min=0.001, max=60, help="Seconds per HTTP request (.timeout())."
+    )] = DEFAULTS.timeout,
+    retry_for: Annotated[float, typer.Option(
+        min=0, max=300, help="Seconds to retry an unreachable API before points go out "
+                             "unscored (.retryFor())."
+    )] = DEFAULTS.retry_for,
+) -> None:
+    """Run the Kapacitor UDF agent: score streamed points through the model API.
+
+    Start it before kapacitord: Kapacitor asks every configured UDF for its
+    options at startup and refuses to start when the socket is missing.
+    """
+    from tickml.udf.options import ScoringOptions, validate
+    from tickml.udf.server import SocketInUse, run_agent
+
+    settings = get_settings()
+    defaults = ScoringOptions(url=api_url or settings.api_url, batch_size=batch_size,
+                              max_wait=max_wait_ms / 1000, timeout=timeout, retry_for=retry_for)
+    problems = validate(defaults)
+    if problems:
+        raise typer.BadParameter("; ".join(problems))
+    try:
+        run_agent(socket_path or settings.udf_socket, defaults)
+    except SocketInUse as exc:
+        raise fail(str(exc)) from None
+
+
+@tasks_app.command("define")
+def tasks_define() -> None:
+    """Create the database, then create or update tickml's tasks (safe to repeat).
+
+    Waits until Kapacitor has subscribed to the database, so the first
+    transactions written afterwards reach the stream task.
+    """
+    from tickml.influx import SUBSCRIPTION_WAIT_SECONDS, InfluxError, influx_for
+    from tickml.kapacitor import KapacitorClient, KapacitorError, define_tickml_tasks
+
+    settings = get_settings()
+    client = KapacitorClient(settings.kapacitor_url)
+    influx = influx_for(settings)
+    try:
+        influx.create_database()
+        actions = define_tickml_tasks(client, settings)
+        subscribed = influx.wait_for_subscription(timeout=SUBSCRIPTION_WAIT_SECONDS)
+    except (KapacitorError, InfluxError, OSError) as exc:
+        raise fail(str(exc)) from None
+    finally:
+        influx.close()
+    for task_id, action in actions.items():
+        typer.echo(f"{task_id}: {action}")
+    if not subscribed:
+        typer.echo(f"warning: after {SUBSCRIPTION_WAIT_SECONDS}s Kapacitor has not subscribed "
+                   f"to database {settings.influx_db!r}; transactions written before it does "
+                   "are scored only by the watchdog's sweep or `tickml rescore`", err=True)
+
+
+@tasks_app.command("status")
+def tasks_status() -> None:
+    """Show whether each task is enabled and executing, with its error if any."""
+    from tickml.kapacitor import TASKS, KapacitorClient, KapacitorError
+
+    client = KapacitorClient(get_settings().kapacitor_url)
+    try:
+        for task_id in TASKS:
+            state = client.task(task_id)
+            if state is None:
+                typer.echo(f"{task_id}: not defined (run `tickml tasks define`)")
+            else:
+                running = "executing" if state.executing else "NOT executing"
+                typer.echo(f"{task_id}: {state.status}, {running}"
+                           + (f", error: {state.error}" if state.error else ""))
+    except KapacitorError as exc:
+        raise fail(str(exc)) from None
+
+
+def watchdog(
+    interval: Annotated[float | None, typer.Option(
+        min=0.1, help="Seconds between checks (default: TICKML_WATCHDOG_INTERVAL, 2)."
+    )] = None,
+    rescore_after: Annotated[bool, typer.Option(
+        help="After restarting a task, rescore the transactions since it last ran; and "
+             "every TICKML_WATCHDOG_SWEEP_INTERVAL seconds rescore transactions still "
+             "unscored TICKML_WATCHDOG_SWEEP_GRACE seconds after they were written."
+    )] = True,
+) -> None:
+    """Restart tickml's Kapacitor tasks whenever they stop executing.
+
+    Kapacitor does not reconnect a socket UDF: when the agent restarts or a
+    keepalive is missed, the task stays enabled but stops. The watchdog
+    notices, restarts it (disable, then enable) and, by default, rescores the
+    window in which it was down. It also sweeps for transactions that are still
+    unscored a little after they were written, whatever left them so.
+    """
+    from tickml.kapacitor import SCORING_TASK, TASKS, KapacitorClient, watch_tasks
+    from tickml.rescore import GapSweeper, rescore_range
+
+    settings = get_settings()
+    client = KapacitorClient(settings.kapacitor_url)
+    last_healthy = time.time_ns()
+
+    def after_restart(task_ids: list[str]) -> None:
+        if rescore_after and SCORING_TASK in task_ids:
+            # Points arrive at Kapacitor a little after their timestamp: look back a bit.
+            try:
+                report = rescore_range(settings, last_healthy - 60 * 10**9, time.time_ns())
+            except Exception as exc:  # the gap sweep retries; the watchdog must live on
+                log.warning("rescore after the restart failed: %s", exc)
+            else:
+                log.info("rescore after the restart: %s", report)
+
+    sweeper = GapSweeper(lambda start, end: rescore_range(settings, start, end),
+                         interval=settings.watchdog_sweep_interval,
+                         grace=settings.watchdog_sweep_grace)
+    every = interval or settings.watchdog_interval
+    log.info("watching %s every %.1fs", ", ".join(TASKS), every)
+    watch_tasks(client, list(TASKS), every, should_stop=stop_on_signals(),
+                on_restart=after_restart, on_check=sweeper.maybe_sweep if rescore_after else None)
+
+
+def rescore(
+    since: Annotated[str, typer.Option(
+        help="How far back to look, e.g. 15m, 2h, 1d (ignored with --start)."
+    )] = "1h",
+    start: Annotated[datetime | None, typer.Option(
+        help="Start of the range (ISO 8601, UTC when no offset is given)."
+    )] = None,
+    end: Annotated[datetime | None, typer.Option(help="End of the range (default: now).")] = None,
+) -> None:
+    """Score transactions that have no scored point yet (after an outage), into `scored`."""
+    from tickml.influx import InfluxError
+    from tickml.rescore import parse_duration, rescore_range, to_ns
+
+    end_ns = to_ns(end) if end else time.time_ns()
+    try:
+        start_ns = to_ns(start) if start else end_ns - int(parse_duration(since) * 1e9)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    if start_ns >= end_ns:
+        raise typer.BadParameter("the start of the range must lie before its end")
+    try:
+        report = rescore_range(get_settings(), start_ns, end_ns)
+    except InfluxError as exc:
+        raise fail(str(exc)) from None
+    log.info("rescore: %s", report)
+    typer.echo(f"{report.transactions} transactions: {report.already_scored} already scored, "
+               f"{report.rescored} rescored, {report.unscorable} unscorable, "
+               f"{report.failed} failed")
+    if report.failed:
+        raise typer.Exit(2)
+
+
+def generate(
+    rate: Annotated[float, typer.Option(min=0.01, help="Transactions per second.")] = 5.0,
+    count: Annotated[int | None, typer.Option(min=1, help="Stop after this many.")] = None,
+    duration: Annotated[float | None, typer.Option(
+        min=0.1, help="Stop after this many seconds (default: run until stopped).")] = None,
+    fraud_share: Annotated[float | None, typer.Option(
+        min=0.0, max=1.0, help="Share of frauds drawn, e.g. 0.05 so a demo shows one every few "
+                               "seconds (default: the test split's own share, about 0.17 %)."
+    )] = None,
+    seed: Annotated[int, typer.Option(help="Seed for drawing rows.")] = 42,
+) -> None:
+    """Publish test-split transactions to InfluxDB (measurement `transactions`), stamped now.
+
+    Points are written in batches; while InfluxDB is unreachable they are kept in a
+    bounded buffer and sent once it is back.
+    """
+    from tickml.data.prepare import load_split
+    from tickml.data.transactions import DatasetError
+    from tickml.generator import Publisher, PublishOptions
+    from tickml.influx import influx_for
+
+    settings = get_settings()
+    try:
+        rows = load_split(settings, "test")
+    except DatasetError as exc:
+        raise fail(str(exc)) from None
+    influx = influx_for(settings)
+    options = PublishOptions(rate=rate, count=count, duration=duration, fraud_share=fraud_share,
+                             seed=seed)
+    report = Publisher(influx, rows, options).run(should_stop=stop_on_signals())
+    influx.close()
+    typer.echo(f"generated {report.generated}, written {report.written}, "
+               f"dropped {report.dropped}")
+
+
+def stop_on_signals() -> Callable[[], bool]:
+    """A check that turns true once SIGTERM or SIGINT arrives: long runs end cleanly."""
+    stopping = False
+
+    def stop(*_: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, stop)
+    return lambda: stopping

@@ -1,0 +1,157 @@
+"""The programs of the pipeline: how each one is started, checked and followed up.
+
+One list serves every launcher: the native stack hands it to supervisord, the
+local pipeline of the tests and benchmarks starts it as plain subprocesses. A
+program's command comes from the settings alone, so both launch the same thing
+a container runs.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import requests
+
+from tickml.config import ENV_PREFIX, Settings
+from tickml.influx import InfluxClient
+from tickml.kapacitor import KapacitorClient, VarValue, define_tickml_tasks
+from tickml.stack.binaries import find_binary
+from tickml.stack.configs import InfluxConfig, KapacitorConfig
+
+TaskOverrides = dict[str, dict[str, VarValue]]
+
+
+def tickml_command() -> str:
+    """The `tickml` console script of this environment."""
+    beside_python = Path(sys.executable).with_name("tickml")
+    return str(beside_python) if beside_python.exists() else shutil.which("tickml") or "tickml"
+
+
+TICKML = tickml_command()
+
+
+@dataclass(frozen=True)
+class Program:
+    """One long-running process: its command, its readiness check, and what follows it.
+
+    Attributes:
+        on_ready: run once the program is ready (create the database, define the
+            tasks); returns a line worth reporting, or None.
+    """
+
+    name: str
+    command: list[str]
+    ready: Callable[[], bool]
+    timeout: float = 90.0
+    on_ready: Callable[[], str | None] | None = None
+    url: str = ""  # where an HTTP program answers, when it is one
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def http_ok(url: str) -> bool:
+    """True when `url` answers with a 2xx status within a second."""
+    try:
+        return requests.get(url, timeout=1).status_code < 300
+    except requests.RequestException:
+        return False
+
+
+def socket_accepts(path: Path) -> bool:
+    """True when something accepts connections on the unix socket `path`."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        try:
+            probe.connect(str(path))
+        except OSError:
+            return False
+    return True
+
+
+def short_socket_path(directory: Path) -> Path:
+    """Unix socket paths are limited to 107 bytes; pytest's tmp paths can be longer."""
+    path = directory / "fraud.sock"
+    if len(str(path)) < 100:
+        return path
+    short = Path(f"/tmp/tickml-{os.getpid()}-{free_port()}")
+    short.mkdir()
+    return short / "fraud.sock"
+
+
+def port_of(url_or_bind: str) -> int:
+    """The port of `http://host:port` or `host:port`."""
+    return int(url_or_bind.rstrip("/").rsplit(":", 1)[1])
+
+
+def influx_program(config: InfluxConfig, config_path: Path, database: str | None) -> Program:
+    """influxd with `config`; once it answers /ping, `database` exists (unless None)."""
+    def create_database() -> None:
+        InfluxClient(config.url, database).create_database()
+
+    return Program("influxd", [str(find_binary("influxd")), "run", "-config", str(config_path)],
+                   lambda: http_ok(f"{config.url}/ping"),
+                   on_ready=create_database if database is not None else None, url=config.url)
+
+
+def api_program(settings: Settings, *extra_args: str, ready_path: str = "/ready") -> Program:
+    """`tickml serve` on `settings.api_bind`, ready once `ready_path` answers 2xx."""
+    command = [TICKML, "serve", "--bind", settings.api_bind,
+               "--workers", str(settings.api_workers), *extra_args]
+    return Program("api", command, lambda: http_ok(f"{settings.api_url}{ready_path}"),
+                   url=settings.api_url)
+
+
+def udf_program(settings: Settings) -> Program:
+    """`tickml udf` on `settings.udf_socket`, ready once the socket accepts connections."""
+    socket_path = settings.udf_socket
+    return Program("udf", [TICKML, "udf", "--socket", str(socket_path),
+                           "--api-url", settings.api_url],
+                   lambda: socket_accepts(socket_path))
+
+
+def kapacitor_program(config: KapacitorConfig, config_path: Path, settings: Settings,
+                      *overrides: TaskOverrides) -> Program:
+    """kapacitord with `config`; once it answers /ping, tickml's tasks are defined."""
+    def define() -> str:
+        actions = define_tickml_tasks(KapacitorClient(config.url), settings, *overrides)
+        return "tasks: " + ", ".join(f"{k} {v}" for k, v in actions.items())
+
+    return Program("kapacitord",
+                   [str(find_binary("kapacitord")), "run", "-config", str(config_path)],
+                   lambda: http_ok(f"{config.url}/kapacitor/v1/ping"), timeout=150,
+                   on_ready=define, url=config.url)
+
+
+def pipeline_programs(settings: Settings, influx: InfluxConfig, kapacitor: KapacitorConfig,
+                      configs_dir: Path, *overrides: TaskOverrides) -> list[Program]:
+    """The stream in dependency order: influxd, the API, the agent, then kapacitord.
+
+    The agent comes before kapacitord, which refuses to start without its socket; the
+    database before kapacitord, so it subscribes at startup. `configs_dir` holds
+    `influxdb.conf` and `kapacitor.conf`.
+    """
+    return [
+        influx_program(influx, configs_dir / "influxdb.conf", settings.influx_db),
+        api_program(settings),
+        udf_program(settings),
+        kapacitor_program(kapacitor, configs_dir / "kapacitor.conf", settings, *overrides),
+    ]
+
+
+def tickml_env(settings: Settings) -> dict[str, str]:
+    """The `TICKML_*` variables that give a tickml subprocess these very settings."""
+    env = {}
+    for name, value in vars(settings).items():
+        if value is not None and value != "":
+            env[f"{ENV_PREFIX}{name.upper()}"] = str(value)
+    return env
