@@ -24,15 +24,24 @@ SERVICE_FIXTURES = frozenset({"server", "make_server", "stream", "native", "dash
                               "notebook_env"})
 #: Modules whose tests start services themselves.
 SERVICE_MODULES = frozenset({"test_up_down.py", "test_bench.py"})
+#: Folders whose every test starts services (the Docker stack's end-to-end tests).
+SERVICE_FOLDERS = frozenset({"docker"})
 SMALL_ROWS = 60_000  # about 100 frauds: enough to learn, fast to train
 SMALL_MODEL_PARAMS = {"n_estimators": 80, "learning_rate": 0.1}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
-        if SERVICE_FIXTURES & set(getattr(item, "fixturenames", ())) \
-                or item.path.name in SERVICE_MODULES:
+        if starts_services(item):
             item.add_marker(pytest.mark.integration)
+
+
+def starts_services(item: pytest.Item) -> bool:
+    """True when the test uses a service fixture or sits in a module or folder that does."""
+    folders = item.path.parent.relative_to(ROOT / "tests").parts \
+        if item.path.is_relative_to(ROOT / "tests") else ()
+    return bool(SERVICE_FIXTURES & set(getattr(item, "fixturenames", ()))
+                or item.path.name in SERVICE_MODULES or SERVICE_FOLDERS & set(folders))
 
 
 def settings_for(root: Path, **overrides) -> Settings:
