@@ -207,6 +207,10 @@ class GapSweeper:
         self.cursor_ns = now - int(lookback * 1e9)  # the next sweep starts here
         self.next_sweep_ns = now
 
+    def sweep_soon(self) -> None:
+        """Sweep once the grace has passed from now (after a restart left a gap)."""
+        self.next_sweep_ns = min(self.next_sweep_ns, self.clock() + self.grace_ns)
+
     def maybe_sweep(self) -> RescoreReport | None:
         """Sweep when one is due; return its report, or None when none ran or it failed."""
         now = self.clock()

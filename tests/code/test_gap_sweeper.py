@@ -55,3 +55,16 @@ def test_a_failed_sweep_is_retried_from_the_same_start(failure) -> None:
     sweeper.maybe_sweep()
     assert [start for start, _ in windows] == [400 * SECOND, 400 * SECOND]
     assert windows[1][1] == 1_015 * SECOND
+
+
+def test_after_a_restart_the_sweep_comes_once_the_grace_has_passed() -> None:
+    clock = Clock(1_000 * SECOND)
+    sweeper, windows = sweeper_with([report(), report()], clock)
+    sweeper.maybe_sweep()
+    clock.now += 2 * SECOND  # the scoring task was restarted now
+    sweeper.sweep_soon()
+    clock.now += 14 * SECOND
+    assert sweeper.maybe_sweep() is None, "points of the restart may still be in flight"
+    clock.now += 1 * SECOND
+    assert sweeper.maybe_sweep() is not None, "not 30 s later, at the next regular sweep"
+    assert windows[1] == (985 * SECOND, 1_002 * SECOND), "up to the restart, and no further"

@@ -114,44 +114,37 @@ def watchdog(
         min=0.1, help="Seconds between checks (default: TICKML_WATCHDOG_INTERVAL, 2)."
     )] = None,
     rescore_after: Annotated[bool, typer.Option(
-        help="After restarting a task, rescore the transactions since it last ran; and "
-             "every TICKML_WATCHDOG_SWEEP_INTERVAL seconds rescore transactions still "
-             "unscored TICKML_WATCHDOG_SWEEP_GRACE seconds after they were written."
+        help="Every TICKML_WATCHDOG_SWEEP_INTERVAL seconds, rescore transactions still "
+             "unscored TICKML_WATCHDOG_SWEEP_GRACE seconds after they were written; after "
+             "restarting the scoring task, sweep as soon as that grace has passed."
     )] = True,
 ) -> None:
     """Restart tickml's Kapacitor tasks whenever they stop executing.
 
     Kapacitor does not reconnect a socket UDF: when the agent restarts or a
     keepalive is missed, the task stays enabled but stops. The watchdog
-    notices, restarts it (disable, then enable) and, by default, rescores the
-    window in which it was down. It also sweeps for transactions that are still
-    unscored a little after they were written, whatever left them so.
+    notices and restarts it (disable, then enable). By default it also sweeps for
+    transactions still unscored a little after they were written, whatever left them
+    so, and sweeps early once the scoring task was restarted.
     """
     from tickml.kapacitor import SCORING_TASK, TASKS, KapacitorClient, watch_tasks
     from tickml.rescore import GapSweeper, rescore_range
 
     settings = get_settings()
     client = KapacitorClient(settings.kapacitor_url)
-    last_healthy = time.time_ns()
-
-    def after_restart(task_ids: list[str]) -> None:
-        if rescore_after and SCORING_TASK in task_ids:
-            # Points arrive at Kapacitor a little after their timestamp: look back a bit.
-            try:
-                report = rescore_range(settings, last_healthy - 60 * 10**9, time.time_ns())
-            except Exception as exc:  # the gap sweep retries; the watchdog must live on
-                log.warning("rescore after the restart failed: %s", exc)
-            else:
-                log.info("rescore after the restart: %s", report)
-
     sweeper = GapSweeper(lambda start, end: rescore_range(settings, start, end),
                          interval=settings.watchdog_sweep_interval,
                          grace=settings.watchdog_sweep_grace)
+
+    def after_restart(task_ids: list[str]) -> None:
+        if SCORING_TASK in task_ids:
+            sweeper.sweep_soon()
+
     every = interval or settings.watchdog_interval
     log.info("watching %s every %.1fs", ", ".join(TASKS), every)
     watch_tasks(client, list(TASKS), every, should_stop=stop_on_signals(),
-                on_restart=after_restart, on_check=sweeper.maybe_sweep if rescore_after else None)
-
+                on_restart=after_restart if rescore_after else None,
+                on_check=sweeper.maybe_sweep if rescore_after else None)
 
 def rescore(
     since: Annotated[str, typer.Option(
