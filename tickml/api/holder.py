@@ -102,8 +102,9 @@ class ModelHolder:
 
     def _pointer_signature(self) -> tuple[int, int, int] | None:
         try:
-            stat = (self.registry.root / POINTER).stat()
-        except FileNotFoundError:
+            # lstat: a link as pointer is the registry's to refuse, not a reason to crash.
+            stat = (self.registry.root / POINTER).lstat()
+        except OSError:  # missing or unreadable: the registry says which when it is read
             return None
         return (stat.st_ino, stat.st_mtime_ns, stat.st_size)
 

@@ -6,6 +6,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -87,13 +88,21 @@ def models_list() -> None:
     table = Table()
     for column in ("model", "version", "created", "test AUPRC", "threshold", "production"):
         table.add_column(column)
+    refused = []
     for ref in registry.versions():
-        meta = registry.metadata(ref)
+        try:
+            meta = registry.metadata(ref)
+        except RegistryError as exc:
+            refused.append(str(exc))
+            continue
         auprc = meta.get("metrics", {}).get("test", {}).get("average_precision")
         table.add_row(ref.name, str(ref.version), meta.get("created", ""),
                       "" if auprc is None else f"{auprc:.4f}", f"{meta['threshold']:.4f}",
                       "yes" if ref == production else "")
     Console().print(table)
+    for reason in refused:
+        console.print(f"[yellow]not listed:[/] {escape(reason)}", soft_wrap=True,
+                      highlight=False)
 
 
 @models_app.command("promote")
@@ -105,8 +114,8 @@ def models_promote(
     from tickml.registry import ModelRef, ModelRegistry, RegistryError
 
     registry = ModelRegistry(get_settings().models_dir)
-    ref = ModelRef(name, version)
     try:
+        ref = ModelRef(name, version)
         registry.promote(ref)
     except RegistryError as exc:
         raise fail(str(exc)) from None
