@@ -307,14 +307,18 @@ class ModelRegistry:
             data = self._read(ref.name, str(ref.version), ARTIFACT, limit=recorded["bytes"] + 1)
         except FileNotFoundError:
             raise IntegrityError(f"{ref}: artifact {where} is missing") from None
-        actual = hashlib.sha256(data).hexdigest()
-        if len(data) != recorded["bytes"] or actual != recorded["sha256"]:
-            raise IntegrityError(
-                f"{ref}: {where} has sha256 {actual[:12]}…, but the registry recorded "
-                f"{recorded['sha256'][:12]}…; the file was changed or truncated after it "
-                "was saved, so it is not loaded"
-            )
-        return metadata, data
+        if len(data) != recorded["bytes"]:
+            found = (f"over {recorded['bytes']:,} bytes" if len(data) > recorded["bytes"]
+                     else f"{len(data):,} bytes")
+            difference = f"it has {found}, the registry recorded {recorded['bytes']:,}"
+        elif (actual := hashlib.sha256(data).hexdigest()) != recorded["sha256"]:
+            difference = (f"it has sha256 {actual[:12]}…, the registry recorded "
+                          f"{recorded['sha256'][:12]}…")
+        else:
+            return metadata, data
+        raise IntegrityError(f"{ref}: {where} does not match its recorded size and sha256 "
+                             f"({difference}); the file was changed or truncated after it "
+                             "was saved, so it is not loaded")
 
     def _read(self, *parts: str, limit: int) -> bytes:
         """Up to `limit` bytes of the regular file `root/parts...`, following no link.

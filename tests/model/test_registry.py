@@ -96,3 +96,19 @@ def test_unknown_version_and_bad_names_are_refused(registry: ModelRegistry) -> N
     with pytest.raises(RegistryError, match=r"model name '\.\./x'"):
         registry.register(object(), name="../x", threshold=0.5, metrics={}, params={},
                           seed=1, data_sha256="x")
+
+
+def test_extra_metadata_cannot_rename_the_model_or_its_artifact(registry) -> None:
+    pipeline = registry.load_production().pipeline
+    for key in ("name", "version", "artifact"):
+        with pytest.raises(RegistryError, match=f"extra metadata may not set \\['{key}'\\]"):
+            registry.register(pipeline, name="fraud-lgbm", threshold=0.5, metrics={},
+                              params={}, seed=1, data_sha256="x", extra={key: "other"})
+    assert registry.versions() == [ModelRef("fraud-lgbm", 1)]
+
+
+def test_the_configured_root_may_itself_be_a_link(registry, tmp_path: Path) -> None:
+    """Only what lies below the root must be plain; where the root lives is configuration."""
+    (tmp_path / "linked-models").symlink_to(registry.root, target_is_directory=True)
+    linked = ModelRegistry(tmp_path / "linked-models")
+    assert linked.load_production().ref == ModelRef("fraud-lgbm", 1)
