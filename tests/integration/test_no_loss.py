@@ -175,8 +175,13 @@ def test_the_watchdog_outlives_failing_sweeps_and_still_restarts_the_task(stream
         assert wait_until(lambda: watchdog.log_tail(200).count("gap sweep failed") >= 3,
                           timeout=60), watchdog.log_tail()
         stream.agent.kill()  # the scoring task stops; only a living watchdog restarts it
+        stream.write("watchdog-sweeps", stream.test_rows.head(3))  # Kapacitor notices
         stream.restart_agent()
+        assert wait_until(lambda: "restarting it" in watchdog.log_tail(400), timeout=60), \
+            watchdog.log_tail()
         assert stream.wait_task_executing("fraud_scoring", timeout=60), watchdog.log_tail()
+        after = stream.write("watchdog-after", stream.test_rows.head(5))
+        assert len(stream.wait_for_scored("watchdog-after", after)) == after
         log = watchdog.log_tail(400)
         assert "Traceback" not in log
         failures = [line for line in log.splitlines() if "gap sweep failed" in line]
