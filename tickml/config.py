@@ -57,6 +57,9 @@ class Settings:
     api_graceful_timeout: int = 10
 
     udf_socket: Path | None = None
+    udf_max_connections: int = 8  # Kapacitor connections the agent serves at once
+    udf_allowed_urls: str = ""  # comma-separated API URLs a task's .url() may name
+    udf_socket_group: str = ""  # group (name or gid) given the socket, shared with Kapacitor
     lab_token: str = ""  # JupyterLab access token (`tickml lab`)
     notebook_sample: str = ""  # yes/no: notebooks run a small, quick configuration
     cache: Path = field(default_factory=lambda: Path.home() / ".cache" / "tickml")  # builds

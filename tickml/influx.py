@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -13,6 +14,8 @@ import requests
 from tickml.config import Settings
 
 FieldValue = float | int | bool | str
+_KEY_ESCAPES = str.maketrans({",": "\\,", " ": "\\ ", "=": "\\="})
+_BACKSLASH_BEFORE_SPECIAL = re.compile(r"\\[, =]")
 #: Kapacitor syncs its subscriptions every 10 s by default; allow three rounds.
 SUBSCRIPTION_WAIT_SECONDS = 30
 
@@ -25,9 +28,28 @@ class DatabaseNotFound(InfluxError):
     """A write named a database that does not exist (yet)."""
 
 
+class WriteRefused(InfluxError):
+    """InfluxDB answered 400 to a write: a line it cannot parse or a field type conflict.
+
+    InfluxDB 1.x still stores the lines it could take; sending the same lines again
+    stores nothing twice.
+    """
+
+
 def escape_key(text: str) -> str:
-    """Escape a measurement, tag key/value or field key for line protocol."""
-    return text.replace("\\", "\\\\").replace(",", "\\,").replace(" ", "\\ ").replace("=", "\\=")
+    """Escape a measurement, tag key/value or field key for line protocol.
+
+    InfluxDB 1.x unescapes only `\\,`, `\\ ` and `\\=` there and keeps every other
+    backslash as it is, so a backslash is written unchanged: doubling it would store
+    two. What line protocol cannot carry at all raises.
+
+    Raises:
+        ValueError: the text holds a line break, ends in a backslash, or has a backslash
+            right before a comma, space or equals sign.
+    """
+    if "\n" in text or text.endswith("\\") or _BACKSLASH_BEFORE_SPECIAL.search(text):
+        raise ValueError(f"line protocol cannot carry the name or tag {text!r}")
+    return text.translate(_KEY_ESCAPES)
 
 
 def format_field(value: FieldValue) -> str:
@@ -49,7 +71,12 @@ def to_line(
     time_ns: int,
     tags: Mapping[str, str] | None = None,
 ) -> str:
-    """One point in line protocol (tags sorted, as InfluxDB prefers)."""
+    """One point in line protocol (tags sorted, as InfluxDB prefers; empty tags left out).
+
+    Raises:
+        ValueError: the point has no field, or a name, tag or value line protocol
+            cannot carry (see `escape_key` and `format_field`).
+    """
     if not fields:
         raise ValueError("a point needs at least one field")
     body = ",".join(f"{escape_key(k)}={format_field(v)}" for k, v in fields.items())
@@ -57,10 +84,16 @@ def to_line(
 
 
 def line_head(measurement: str, tags: Mapping[str, str] | None = None) -> str:
-    """The measurement and sorted tags that start a line-protocol point."""
+    """The measurement and sorted tags that start a line-protocol point.
+
+    A tag with an empty value is left out: InfluxDB refuses `key=` and stores no empty
+    tag, so a series read back with `GROUP BY *` names a tag it lacks with "", and the
+    point without it is that same series.
+    """
     head = escape_key(measurement)
     for key in sorted(tags or {}):
-        head += f",{escape_key(key)}={escape_key(tags[key])}"
+        if key and tags[key]:
+            head += f",{escape_key(key)}={escape_key(tags[key])}"
     return head
 
 
@@ -133,6 +166,8 @@ class InfluxClient:
             raise InfluxError(f"InfluxDB at {self.url} unreachable: {exc}") from exc
         if response.status_code == 404 and "database not found" in response.text:
             raise DatabaseNotFound(f"database {self.database!r} does not exist on {self.url}")
+        if response.status_code == 400:
+            raise WriteRefused(f"write refused (400): {response.text.strip()}")
         if response.status_code != 204:
             raise InfluxError(f"write refused ({response.status_code}): {response.text.strip()}")
 

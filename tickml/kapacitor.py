@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import requests
 
@@ -31,6 +31,9 @@ TASKS: dict[str, str] = {"fraud_scoring": "fraud_scoring.tick",
                          "kapacitor_stats": "kapacitor_stats.tick"}
 SCORING_TASK = "fraud_scoring"
 _THRESHOLD_CALL = re.compile(r"\.threshold\(\s*([^)\s]+)\s*\)")
+#: A logged error is cut to this many characters (InfluxDB echoes whole lines back).
+ERROR_LINE_CHARACTERS = 300
+T = TypeVar("T")
 
 
 class KapacitorError(RuntimeError):
@@ -259,16 +262,29 @@ def watch_tasks(
 ) -> None:
     """Check the tasks every `interval` seconds and restart stopped ones, until told to stop.
 
-    `on_check` runs after every check, whatever its outcome.
+    `on_check` runs after every check, whatever its outcome. No error ends the loop:
+    a check, restart or callback that raises is logged in one line and tried again at
+    the next round.
     """
     while not should_stop():
-        try:
-            restarted = restart_stopped_tasks(client, task_ids)
-        except KapacitorError as exc:
-            log.warning("watchdog: %s", exc)
-            restarted = []
+        restarted = _survive("checking the tasks", restart_stopped_tasks, client, task_ids) or []
         if restarted and on_restart is not None:
-            on_restart(restarted)
+            _survive("handling the restart", on_restart, restarted)
         if on_check is not None:
-            on_check()
+            _survive("the check's follow-up", on_check)
         time.sleep(interval)
+
+
+def _survive(what: str, step: Callable[..., T], *args: Any) -> T | None:
+    """Run `step(*args)`; on any error log one line and return None (the watchdog goes on)."""
+    try:
+        return step(*args)
+    except Exception as exc:  # a watchdog that dies leaves tasks stopped and gaps unscored
+        log.warning("watchdog: %s failed, will retry: %s", what, error_line(exc))
+        return None
+
+
+def error_line(exc: BaseException, limit: int = ERROR_LINE_CHARACTERS) -> str:
+    """`exc` as one short log line: its type and message, whitespace collapsed, cut at `limit`."""
+    text = " ".join(f"{type(exc).__name__}: {exc}".split())
+    return text if len(text) <= limit else text[:limit - 3] + "..."

@@ -18,9 +18,9 @@ from typing import Any
 
 from tickml import schema
 from tickml.config import Settings
-from tickml.influx import InfluxClient, influx_for, to_line
-from tickml.kapacitor import KapacitorClient, KapacitorError, scoring_threshold
-from tickml.udf.client import PredictClient, Score, score_rows
+from tickml.influx import InfluxClient, WriteRefused, influx_for, to_line
+from tickml.kapacitor import KapacitorClient, KapacitorError, error_line, scoring_threshold
+from tickml.udf.client import PredictClient, Score, Unscored, score_rows
 
 log = logging.getLogger(__name__)
 #: A watchdog that starts (or restarts) first sweeps this far back, in seconds.
@@ -36,6 +36,9 @@ class RescoreReport:
     rescored: int
     unscorable: int  # a feature is missing or not a number: marked, cannot be scored
     failed: int  # the API could not score them this time
+    # InfluxDB would not store their scored point (a tag line protocol cannot carry,
+    # a field type conflict): logged, not retried
+    unwritable: int = 0
 
 
 @dataclass(frozen=True)
@@ -54,17 +57,23 @@ def find_unscored(
     scored_query = (f'SELECT "{schema.SCORED}" FROM "{schema.SCORED_POINTS}" '
                     f"WHERE {window} GROUP BY *")
     for series in influx.query(scored_query):
-        key = tuple(sorted(series.tags.items()))
+        key = _series_key(series.tags)
         done.update((key, row[0]) for row in series.values if row[1] is True)
     missing, total = [], 0
     transactions_query = f'SELECT * FROM "{schema.TRANSACTIONS}" WHERE {window} GROUP BY *'
     for series in influx.query(transactions_query):
-        key = tuple(sorted(series.tags.items()))
+        key = _series_key(series.tags)
         for record in series.records():
             total += 1
             if (key, record["time"]) not in done:
-                missing.append(Transaction(record.pop("time"), dict(series.tags), record))
+                missing.append(Transaction(record.pop("time"), dict(key), record))
     return missing, total - len(missing)
+
+
+def _series_key(tags: dict[str, str]) -> tuple[tuple[str, str], ...]:
+    """The tags a series really has: `GROUP BY *` names every tag key of the measurement,
+    with "" where the series lacks it, and the two measurements may know different keys."""
+    return tuple(sorted((key, value) for key, value in tags.items() if value))
 
 
 def rescore(
@@ -82,23 +91,54 @@ def rescore(
             keeps the model's own.
     """
     missing, already = find_unscored(influx, start_ns, end_ns)
-    rescored = unscorable = failed = 0
+    rescored = unscorable = failed = unwritable = 0
     for batch in _batches(missing, batch_size):
         rows = [_features_or_reason(tx) for tx in batch]
-        lines = []
+        lines, scored = [], []
         for tx, outcome in zip(batch, score_rows(api, rows, threshold), strict=True):
-            if isinstance(outcome, Score):
-                rescored += 1
-                # The same time and tags replace an earlier unscored point field by
-                # field: clear the reason it carries.
-                lines.append(_line(tx, {**outcome.fields(), schema.REASON: ""}))
-            elif outcome.api_error:
+            if isinstance(outcome, Unscored) and outcome.api_error:
                 failed += 1
-            else:
-                unscorable += 1
-                lines.append(_line(tx, outcome.fields()))
+                continue
+            # The same time and tags replace an earlier unscored point field by field:
+            # a score clears the reason it carries.
+            results = {**outcome.fields(), schema.REASON: ""} \
+                if isinstance(outcome, Score) else outcome.fields()
+            line = _line(tx, results)
+            if line is None:
+                unwritable += 1
+                continue
+            lines.append(line)
+            scored.append(isinstance(outcome, Score))
+        refused = write_each_line(influx, lines)
+        unwritable += len(refused)
+        stored = [ok for i, ok in enumerate(scored) if i not in refused]
+        rescored += sum(stored)
+        unscorable += len(stored) - sum(stored)
+    return RescoreReport(already + len(missing), already, rescored, unscorable, failed,
+                         unwritable)
+
+
+def write_each_line(influx: InfluxClient, lines: list[str]) -> set[int]:
+    """Write `lines` in one request; when InfluxDB refuses some, find them one by one.
+
+    Returns:
+        The positions of the lines InfluxDB refused (logged in one line); the others
+        are stored.
+    """
+    try:
         influx.write_lines(lines)
-    return RescoreReport(already + len(missing), already, rescored, unscorable, failed)
+        return set()
+    except WriteRefused as exc:
+        first = exc
+    refused = set()
+    for i, line in enumerate(lines):
+        try:
+            influx.write_lines([line])
+        except WriteRefused:
+            refused.add(i)
+    log.warning("rescore: InfluxDB refused %d of %d points: %s", len(refused), len(lines),
+                error_line(first))
+    return refused
 
 
 def _features_or_reason(tx: Transaction) -> list[float] | str:
@@ -106,10 +146,15 @@ def _features_or_reason(tx: Transaction) -> list[float] | str:
     return reason if reason is not None else features
 
 
-def _line(tx: Transaction, results: dict[str, Any]) -> str:
-    return to_line(schema.SCORED_POINTS,
-                   {**_typed_fields(tx.fields), **results, schema.RESCORED: True},
-                   tx.time, tx.tags)
+def _line(tx: Transaction, results: dict[str, Any]) -> str | None:
+    """The scored point in line protocol, or None (logged) when line protocol cannot carry it."""
+    try:
+        return to_line(schema.SCORED_POINTS,
+                       {**_typed_fields(tx.fields), **results, schema.RESCORED: True},
+                       tx.time, tx.tags)
+    except ValueError as exc:
+        log.warning("rescore: transaction at %d cannot be written: %s", tx.time, exc)
+        return None
 
 
 def _typed_fields(fields: dict[str, Any]) -> dict[str, Any]:
@@ -223,10 +268,10 @@ class GapSweeper:
         try:
             report = self.rescore_window(self.cursor_ns, end)
         except Exception as exc:  # the watchdog must outlive any failed sweep
-            log.warning("gap sweep failed, will retry: %s", exc)
+            log.warning("gap sweep failed, will retry: %s", error_line(exc))
             return None
         if report.failed == 0:
             self.cursor_ns = end
-        if report.rescored or report.unscorable or report.failed:
+        if report.rescored or report.unscorable or report.failed or report.unwritable:
             log.info("gap sweep: %s", report)
         return report

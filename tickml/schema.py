@@ -9,7 +9,9 @@ The columns follow the Kaggle "Credit Card Fraud Detection" file (`creditcard.cs
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -72,32 +74,85 @@ LATENCY = "latency_ms"  # from the point's own timestamp to the moment it was sc
 RESCORED = "rescored"  # true on points written by `tickml rescore` (no latency)
 
 
+#: Every feature value lies strictly inside (-LIMIT, LIMIT). JSON parsers round an integer
+#: literal just beyond float64's range down to its largest value, so that value itself is
+#: refused too: what is accepted is exactly what was sent.
+FEATURE_LIMIT = sys.float_info.max
+
+
+@dataclass(frozen=True)
+class ValueProblem:
+    """Why a value cannot be a model feature, in the words of the API and of the stream.
+
+    Attributes:
+        code: the API's error code (`invalid_value` or `non_finite_value`).
+        message: completes "<value> ...", as the API's 400 says it.
+        adjective: completes "<adjective> feature <name>", the agent's `unscored_reason`.
+    """
+
+    code: str
+    message: str
+    adjective: str
+
+    def reason(self, name: str) -> str:
+        """The `unscored_reason` of a point whose feature `name` has this problem."""
+        return f"{self.adjective} feature {name}"
+
+
+NOT_A_NUMBER = ValueProblem("invalid_value", "is not a number", "non-numeric")
+NOT_FINITE = ValueProblem("non_finite_value", "is not a finite number", "non-finite")
+TOO_LARGE = ValueProblem("invalid_value", "is too large for a 64-bit float", "out-of-range")
+_NUMBER_TYPES = frozenset({int, float})
+
+
+def feature_value(value: object) -> tuple[float, ValueProblem | None]:
+    """The API's rule for one feature value: a JSON number inside float64's open range.
+
+    The one check the model API applies to each value and the UDF agent and rescore
+    apply before sending, so a point the API would refuse is marked on its own instead
+    of failing its batch.
+
+    Returns:
+        The value as a float and None, or 0.0 and the problem.
+    """
+    if type(value) not in _NUMBER_TYPES:  # bool is not a number here, as in JSON
+        return 0.0, NOT_A_NUMBER
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except OverflowError:  # an integer beyond float64
+        return 0.0, TOO_LARGE
+    if not math.isfinite(number):
+        return 0.0, NOT_FINITE
+    if abs(number) >= FEATURE_LIMIT:
+        return 0.0, TOO_LARGE
+    return number, None
+
+
 def features_from_fields(
     lookup: Callable[[str], object],
 ) -> tuple[list[float] | None, str | None]:
     """The features, in order, from `lookup(name)` (None when absent), or the reason why not.
 
     Numbers may arrive as floats or integers; a string that parses as a number is
-    accepted too (line-protocol writers sometimes quote numbers).
+    accepted too (line-protocol writers sometimes quote numbers). Each value must then
+    pass `feature_value`, the API's own rule.
     """
     values = []
     for name in FEATURES:
-        value, reason = _as_finite_number(name, lookup(name))
-        if reason is not None:
-            return None, reason
-        values.append(value)
+        value = lookup(name)
+        if value is None:
+            return None, f"missing feature {name}"
+        if type(value) is str:
+            value = _parsed_number(value)
+        number, problem = feature_value(value)
+        if problem is not None:
+            return None, problem.reason(name)
+        values.append(number)
     return values, None
 
 
-def _as_finite_number(name: str, value: object) -> tuple[float, str | None]:
-    if value is None:
-        return 0.0, f"missing feature {name}"
-    if isinstance(value, bool):
-        return 0.0, f"non-numeric feature {name}"
+def _parsed_number(text: str) -> float | str:
     try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return 0.0, f"non-numeric feature {name}"
-    if not math.isfinite(number):
-        return 0.0, f"non-finite feature {name}"
-    return number, None
+        return float(text)
+    except ValueError:
+        return text

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import sys
 
 import numpy as np
 import pytest
@@ -67,6 +68,11 @@ BAD_BATCH_ITEMS = [
     ("null", {"V2": None}, 400, "invalid_value", "V2", "instances[3].V2: None is not a number"),
     ("boolean", {"Amount": True}, 400, "invalid_value", "Amount", "is not a number"),
     ("nested", {"V7": [1.0]}, 400, "invalid_value", "V7", "is not a number"),
+    # the agent's rule (schema.feature_value) refuses these too, and relies on the index
+    ("float64-max", {"Amount": sys.float_info.max}, 400, "invalid_value", "Amount",
+     "is too large for a 64-bit float"),
+    ("beyond-float64", {"V1": 10**400}, 400, "invalid_value", "V1",
+     "is too large for a 64-bit float"),
 ]
 
 

@@ -4,20 +4,28 @@ from __future__ import annotations
 
 import pytest
 
+from tickml.config import Settings
 from tickml.udf import udf_pb2
 from tickml.udf.options import (
+    MAX_BATCH,
+    MAX_PENDING,
     OPTION_TYPES,
     OptionsError,
     ScoringOptions,
     describe_options,
     parse_options,
 )
+from tickml.udf.server import AgentLimits
 
 from .kapacitor_side import init_request
 
+AGENT_URL = "http://127.0.0.1:5000"
+SECOND_NS = 1_000_000_000
 
-def parse(**options: object) -> ScoringOptions:
-    return parse_options(list(init_request(**options).init.options), ScoringOptions())
+
+def parse(allowed_urls: tuple[str, ...] = (), **options: object) -> ScoringOptions:
+    return parse_options(list(init_request(**options).init.options),
+                         ScoringOptions(url=AGENT_URL), allowed_urls)
 
 
 def test_info_declares_each_option_with_one_type() -> None:
@@ -30,7 +38,8 @@ def test_info_declares_each_option_with_one_type() -> None:
 
 
 def test_options_override_defaults_with_durations_in_seconds() -> None:
-    options = parse(url="http://api:5000", batchSize=50, maxWait="20000000ns",
+    options = parse(allowed_urls=("http://api:5000",), url="http://api:5000", batchSize=50,
+                    maxWait="20000000ns",
                     timeout="1500000000ns", threshold=0.4)
     assert options.url == "http://api:5000"
     assert options.batch_size == 50
@@ -73,3 +82,60 @@ def test_repeated_and_unknown_options_are_refused() -> None:
     extra.name = "colour"
     with pytest.raises(OptionsError, match="batchSize is given more than once; unknown option"):
         parse_options(list(request.init.options), ScoringOptions())
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"batchSize": MAX_BATCH + 1}, f"batchSize must be between 1 and {MAX_BATCH}, got 10001"),
+        ({"maxWait": f"{11 * SECOND_NS}ns"}, "maxWait must be between 0s and 10s, got 11s"),
+        ({"timeout": f"{61 * SECOND_NS}ns"}, "timeout must be above 0s and at most 60s, got 61s"),
+        ({"retryFor": f"{301 * SECOND_NS}ns"}, "retryFor must be between 0s and 300s, got 301s"),
+        ({"retryFor": f"{2**63 - 1}ns"}, "retryFor must be between 0s and 300s"),
+        ({"maxPending": MAX_PENDING + 1}, f"maxPending must be at most {MAX_PENDING}, got 10001"),
+        ({"maxPending": 2**62}, f"maxPending must be at most {MAX_PENDING}, got {2**62}"),
+        ({"threshold": float("nan")}, "threshold must be between 0.0 and 1.0, got nan"),
+    ],
+)
+def test_each_option_above_its_maximum_is_refused_naming_the_maximum(
+        options: dict, message: str) -> None:
+    with pytest.raises(OptionsError) as error:
+        parse(**options)
+    assert message in str(error.value)
+
+
+def test_the_maxima_themselves_are_accepted() -> None:
+    options = parse(batchSize=MAX_BATCH, maxPending=MAX_PENDING, maxWait=f"{10 * SECOND_NS}ns",
+                    timeout=f"{60 * SECOND_NS}ns", retryFor=f"{300 * SECOND_NS}ns")
+    assert (options.batch_size, options.max_pending) == (MAX_BATCH, MAX_PENDING)
+    assert (options.max_wait, options.timeout, options.retry_for) == (10, 60, 300)
+
+
+@pytest.mark.parametrize("url", ["http://attacker.example:80", "http://127.0.0.1:5001",
+                                 "https://127.0.0.1:5000", "http://127.0.0.1:5000/elsewhere"])
+def test_a_url_other_than_the_agents_api_is_refused(url: str) -> None:
+    with pytest.raises(OptionsError) as error:
+        parse(url=url)
+    assert f"url must be the agent's model API ({AGENT_URL})" in str(error.value)
+    assert "TICKML_UDF_ALLOWED_URLS" in str(error.value)
+    assert repr(url) in str(error.value)
+
+
+@pytest.mark.parametrize("url", [AGENT_URL, AGENT_URL + "/", "HTTP://127.0.0.1:5000",
+                                 "http://api-b:5000", "http://API-B:5000/"])
+def test_the_agents_own_url_and_the_allowed_ones_are_accepted(url: str) -> None:
+    assert parse(allowed_urls=("http://api-b:5000/",), url=url).url == url
+
+
+def test_a_refused_value_is_shown_shortened_in_the_message() -> None:
+    with pytest.raises(OptionsError) as error:
+        parse(url="http://" + "x" * 100_000)
+    assert len(str(error.value)) < 400
+
+
+def test_the_agents_limits_come_from_settings() -> None:
+    settings = Settings(udf_max_connections=3, udf_socket_group="kapacitor",
+                        udf_allowed_urls=" http://a:5000, http://b:5000/ ,")
+    assert AgentLimits.from_settings(settings) == AgentLimits(
+        3, ("http://a:5000", "http://b:5000/"), "kapacitor")
+    assert AgentLimits.from_settings(Settings()) == AgentLimits(8, (), "")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import sys
 
 import pytest
 
@@ -32,8 +33,15 @@ def test_features_are_read_in_schema_order_from_float_and_int_fields() -> None:
          "non-numeric feature V7"),
         (lambda p: p.fieldsDouble.__setitem__("Amount", math.nan), "non-finite feature Amount"),
         (lambda p: p.fieldsDouble.__setitem__("V1", math.inf), "non-finite feature V1"),
+        (lambda p: p.fieldsDouble.__setitem__("Amount", sys.float_info.max),
+         "out-of-range feature Amount"),
+        (lambda p: p.fieldsDouble.__setitem__("V3", -sys.float_info.max),
+         "out-of-range feature V3"),
+        (lambda p: (p.fieldsDouble.pop("V4"), p.fieldsString.__setitem__("V4", "1e400")),
+         "non-finite feature V4"),
     ],
-    ids=["missing", "string", "bool", "nan", "inf"],
+    ids=["missing", "string", "bool", "nan", "inf", "float-max", "minus-float-max",
+         "string-overflow"],
 )
 def test_unusable_points_get_a_short_reason(mutate, reason: str) -> None:
     point = point_request().point

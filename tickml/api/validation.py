@@ -8,8 +8,6 @@ wrong (and to read `NaN`/`Infinity`, which orjson refuses as invalid JSON).
 from __future__ import annotations
 
 import json
-import math
-import sys
 from itertools import chain
 from operator import itemgetter
 from typing import Any
@@ -25,9 +23,7 @@ N_FEATURES = len(FEATURES)
 _ROW = itemgetter(*FEATURES)
 _NUMBER_TYPES = frozenset({int, float})
 _BATCH_KEY = "instances"
-# JSON parsers round an integer literal just beyond float64's range down to its largest
-# value, so the accepted range stops short of that value: what is accepted is exact.
-FLOAT64_LIMIT = sys.float_info.max
+FLOAT64_LIMIT = schema.FEATURE_LIMIT
 
 
 def parse_json(body: bytes) -> Any:
@@ -101,20 +97,14 @@ def check_row(row: Any, index: int | None) -> None:
 
 
 def check_number(value: Any, label: str, field: str, index: int | None) -> float:
-    """Return `value` as a finite float64, or raise an `ApiError` naming `label`."""
-    if type(value) not in _NUMBER_TYPES:
-        raise ApiError(400, "invalid_value", f"{label}: {_show(value)} is not a number",
+    """Return `value` as a finite float64, or raise an `ApiError` naming `label`.
+
+    The rule is `schema.feature_value`, the one the UDF agent checks before sending.
+    """
+    number, problem = schema.feature_value(value)
+    if problem is not None:
+        raise ApiError(400, problem.code, f"{label}: {_show(value)} {problem.message}",
                        field=field, index=index)
-    if type(value) is float and not math.isfinite(value):
-        raise ApiError(400, "non_finite_value", f"{label}: {_show(value)} is not a finite "
-                       "number", field=field, index=index)
-    try:
-        number = float(value)
-    except OverflowError:  # an integer beyond float64
-        number = math.inf
-    if abs(number) >= FLOAT64_LIMIT:
-        raise ApiError(400, "invalid_value", f"{label}: {_show(value)} is too large for "
-                       "a 64-bit float", field=field, index=index)
     return number
 
 

@@ -47,7 +47,7 @@ def udf(
     options at startup and refuses to start when the socket is missing.
     """
     from tickml.udf.options import ScoringOptions, validate
-    from tickml.udf.server import SocketInUse, run_agent
+    from tickml.udf.server import AgentLimits, SocketInUse, SocketSetupError, run_agent
 
     settings = get_settings()
     defaults = ScoringOptions(url=api_url or settings.api_url, batch_size=batch_size,
@@ -56,8 +56,9 @@ def udf(
     if problems:
         raise typer.BadParameter("; ".join(problems))
     try:
-        run_agent(socket_path or settings.udf_socket, defaults)
-    except SocketInUse as exc:
+        run_agent(socket_path or settings.udf_socket, defaults,
+                  limits=AgentLimits.from_settings(settings))
+    except (SocketInUse, SocketSetupError) as exc:
         raise fail(str(exc)) from None
 
 
@@ -173,7 +174,8 @@ def rescore(
     log.info("rescore: %s", report)
     typer.echo(f"{report.transactions} transactions: {report.already_scored} already scored, "
                f"{report.rescored} rescored, {report.unscorable} unscorable, "
-               f"{report.failed} failed")
+               f"{report.failed} failed"
+               + (f", {report.unwritable} refused by InfluxDB" if report.unwritable else ""))
     if report.failed:
         raise typer.Exit(2)
 

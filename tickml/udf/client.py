@@ -20,6 +20,9 @@ from tickml.influx import FieldValue
 log = logging.getLogger(__name__)
 FIRST_BACKOFF = 0.1
 MAX_BACKOFF = 1.0
+#: Rows of one batch the API may refuse one by one before the rest is given up on; a
+#: refusal costs one more call, and the agent's own checks should leave none to refuse.
+MAX_REFUSED_ROWS = 10
 _JSON = {"Content-Type": "application/json"}
 
 
@@ -28,7 +31,25 @@ class ScoringUnavailable(RuntimeError):
 
 
 class ScoringRejected(RuntimeError):
-    """The API refused the batch as invalid; retrying would not help."""
+    """The API refused the batch as invalid; retrying it unchanged would not help.
+
+    Args:
+        index: the row of the batch the API named as the fault, if it named one.
+        field: the feature it named, if any.
+        code: its machine-readable error code, if any.
+    """
+
+    def __init__(self, message: str, *, index: int | None = None, field: str | None = None,
+                 code: str | None = None) -> None:
+        super().__init__(message)
+        self.index = index
+        self.field = field
+        self.code = code
+
+    def row_reason(self) -> str:
+        """The `unscored_reason` of the row the API named: its field and code, no values."""
+        what = f"feature {self.field}" if self.field else "the row"
+        return f"api refused {what} ({self.code or 'invalid'})"
 
 
 @dataclass(frozen=True)
@@ -125,7 +146,7 @@ class PredictClient:
         if response.status_code >= 500:
             return f"api error {response.status_code}"
         if response.status_code >= 400:
-            raise ScoringRejected(f"api rejected the batch: {_error_message(response)}")
+            raise _rejection(response)
         try:
             return _parse(orjson.loads(response.content), rows)
         except (ValueError, KeyError, TypeError) as exc:  # a 200 that is not our API's answer
@@ -135,11 +156,19 @@ class PredictClient:
         self.session.close()
 
 
-def _error_message(response: requests.Response) -> str:
+def _rejection(response: requests.Response) -> ScoringRejected:
+    """The API's 4xx as an exception carrying the row, field and code it names."""
     try:
-        return str(response.json()["error"]["message"])
+        error = response.json()["error"]
+        message = str(error["message"])
     except (ValueError, KeyError, TypeError):
-        return f"status {response.status_code}"
+        return ScoringRejected(f"api rejected the batch: status {response.status_code}")
+    index = error.get("index")
+    return ScoringRejected(
+        f"api rejected the batch: {message}",
+        index=index if type(index) is int else None,
+        field=error.get("field") if isinstance(error.get("field"), str) else None,
+        code=error.get("code") if isinstance(error.get("code"), str) else None)
 
 
 def _parse(body: dict, expected: int) -> Predictions:
@@ -160,20 +189,45 @@ def score_rows(
     rows: Sequence[list[float] | str],
     threshold: float | None = None,
 ) -> list[Score | Unscored]:
-    """Score every row that has features with one API call; one outcome per row, in order.
+    """Score every row that has features, one API call per batch; one outcome per row, in order.
 
     Args:
         rows: per row, its features in schema order, or the reason it cannot be scored.
         threshold: the verdict's cut-off (a task's `.threshold()`); None keeps the model's.
 
-    When the API cannot score the batch, each row with features comes back as
+    When the API refuses the batch and names a row, that row alone is marked with the
+    API's reason and the rest is sent again, for at most `MAX_REFUSED_ROWS` rows. When
+    the API cannot score the batch, each row with features left comes back as
     `Unscored(reason, api_error=True)`.
     """
-    features = [row for row in rows if not isinstance(row, str)]
-    try:
-        scores = iter(client.predict(features).scores(threshold) if features else [])
-    except (ScoringUnavailable, ScoringRejected) as exc:
-        log.error("model API: %d rows not scored: %s", len(features), exc)
-        failed = Unscored(str(exc), api_error=True)
-        return [Unscored(row) if isinstance(row, str) else failed for row in rows]
-    return [Unscored(row) if isinstance(row, str) else next(scores) for row in rows]
+    outcomes: list[Score | Unscored | None] = \
+        [Unscored(row) if isinstance(row, str) else None for row in rows]
+    pending = [i for i, row in enumerate(rows) if not isinstance(row, str)]
+    refused = 0
+    while pending:
+        try:
+            predictions = client.predict([rows[i] for i in pending])  # type: ignore[misc]
+        except ScoringRejected as exc:
+            if exc.index is None or not 0 <= exc.index < len(pending) \
+                    or refused == MAX_REFUSED_ROWS:
+                _fail(outcomes, pending, exc)
+                break
+            refused += 1
+            outcomes[pending.pop(exc.index)] = Unscored(exc.row_reason())
+            log.warning("model API refused one row (%s); scoring the other %d",
+                        exc.row_reason(), len(pending))
+            continue
+        except ScoringUnavailable as exc:
+            _fail(outcomes, pending, exc)
+            break
+        for i, score in zip(pending, predictions.scores(threshold), strict=True):
+            outcomes[i] = score
+        break
+    return outcomes  # type: ignore[return-value]
+
+
+def _fail(outcomes: list[Score | Unscored | None], pending: list[int], exc: Exception) -> None:
+    log.error("model API: %d rows not scored: %s", len(pending), exc)
+    failed = Unscored(str(exc), api_error=True)
+    for i in pending:
+        outcomes[i] = failed

@@ -29,9 +29,11 @@ log = logging.getLogger(__name__)
 class ConnectionHandler:
     """Serves one Kapacitor connection until it closes."""
 
-    def __init__(self, sock: socket.socket, defaults: ScoringOptions, name: str = "conn") -> None:
+    def __init__(self, sock: socket.socket, defaults: ScoringOptions, name: str = "conn",
+                 allowed_urls: tuple[str, ...] = ()) -> None:
         self.sock = sock
         self.defaults = defaults
+        self.allowed_urls = allowed_urls  # beside defaults.url, what `.url()` may name
         self.name = name
         self.options = defaults
         self.stats = ConnectionStats()
@@ -89,7 +91,8 @@ class ConnectionHandler:
     def _answer_init(self, init: udf_pb2.InitRequest) -> None:
         response = udf_pb2.Response()
         try:
-            self.options = parse_options(list(init.options), self.defaults)
+            self.options = parse_options(list(init.options), self.defaults,
+                                         self.allowed_urls)
         except OptionsError as exc:
             log.error("%s: task %s: %s", self.name, init.taskID, exc)
             response.init.success = False

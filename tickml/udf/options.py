@@ -9,18 +9,41 @@ Example::
         .timeout(2s)
         .retryFor(5s)
         .threshold(0.5)
+
+Each option is bounded, so whoever can connect to the agent cannot make it hold an
+unbounded queue or wait without end:
+
+- `url`: the agent's own API URL (`--api-url`, else `TICKML_API_URL`) or one listed in
+  `TICKML_UDF_ALLOWED_URLS`; default the agent's own.
+- `batchSize`: 1 to 10,000 points (`MAX_BATCH`); default 200.
+- `maxWait`: 0 to 10 s (`MAX_WAIT_SECONDS`); default 50 ms.
+- `timeout`: above 0, at most 60 s (`MAX_TIMEOUT_SECONDS`); default 2 s.
+- `retryFor`: 0 to 300 s (`MAX_RETRY_SECONDS`); default 5 s.
+- `threshold`: 0.0 to 1.0; default the model's own.
+- `maxPending`: `batchSize` to 10,000 points (`MAX_PENDING`); default 10,000.
+
+A value out of range fails the task's Init with a message naming the option and its
+bound.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
-from urllib.parse import urlparse
+from urllib.parse import urlsplit
 
 from tickml.config import Settings
 from tickml.udf import udf_pb2
 
 NANOS_PER_SECOND = 1_000_000_000
 MAX_BATCH = 10_000
+MAX_WAIT_SECONDS = 10
+MAX_TIMEOUT_SECONDS = 60
+MAX_RETRY_SECONDS = 300
+#: Points one connection holds at most (a point takes about 5 kB in the agent).
+MAX_PENDING = 10_000
+#: Characters of a refused value repeated in an error message.
+SHOWN_CHARACTERS = 80
 
 
 @dataclass(frozen=True)
@@ -63,9 +86,14 @@ def describe_options(info: udf_pb2.InfoResponse) -> None:
 
 
 def parse_options(
-    options: list[udf_pb2.Option], defaults: ScoringOptions
+    options: list[udf_pb2.Option], defaults: ScoringOptions, allowed_urls: Iterable[str] = ()
 ) -> ScoringOptions:
     """Apply the Init request's options over `defaults` and validate the result.
+
+    Args:
+        options: the Init request's options.
+        defaults: the agent's own options; its `url` is always allowed.
+        allowed_urls: further API URLs a task's `.url()` may name.
 
     Raises:
         OptionsError: with every problem found, separated by "; ".
@@ -86,6 +114,8 @@ def parse_options(
         values[field] = _python_value(option.values[0])
     parsed = replace(defaults, **values)
     problems.extend(validate(parsed))
+    if "url" in values and not problems_with_url(parsed.url):
+        problems.extend(url_not_allowed(parsed.url, [defaults.url, *allowed_urls]))
     if problems:
         raise OptionsError("invalid @fraud() options: " + "; ".join(problems))
     return parsed
@@ -100,25 +130,62 @@ def _python_value(value: udf_pb2.OptionValue) -> object:
 
 def validate(options: ScoringOptions) -> list[str]:
     """Every problem with `options`, as short sentences naming the TICKscript option."""
-    problems = []
-    url = urlparse(options.url)
-    if url.scheme not in ("http", "https") or not url.netloc:
-        problems.append(f"url must be an http(s) URL like 'http://api:5000', got {options.url!r}")
+    problems = problems_with_url(options.url)
     if not 1 <= options.batch_size <= MAX_BATCH:
         problems.append(f"batchSize must be between 1 and {MAX_BATCH}, got {options.batch_size}")
-    if not 0 <= options.max_wait <= 10:
-        problems.append(f"maxWait must be between 0s and 10s, got {options.max_wait:g}s")
-    if not 0 < options.timeout <= 60:
-        problems.append(f"timeout must be above 0s and at most 60s, got {options.timeout:g}s")
-    if not 0 <= options.retry_for <= 300:
-        problems.append(f"retryFor must be between 0s and 300s, got {options.retry_for:g}s")
+    if not 0 <= options.max_wait <= MAX_WAIT_SECONDS:
+        problems.append(f"maxWait must be between 0s and {MAX_WAIT_SECONDS}s, "
+                        f"got {options.max_wait:g}s")
+    if not 0 < options.timeout <= MAX_TIMEOUT_SECONDS:
+        problems.append(f"timeout must be above 0s and at most {MAX_TIMEOUT_SECONDS}s, "
+                        f"got {options.timeout:g}s")
+    if not 0 <= options.retry_for <= MAX_RETRY_SECONDS:
+        problems.append(f"retryFor must be between 0s and {MAX_RETRY_SECONDS}s, "
+                        f"got {options.retry_for:g}s")
     if options.threshold is not None and not 0 <= options.threshold <= 1:
         problems.append(f"threshold must be between 0.0 and 1.0, got {options.threshold:g}")
-    if options.max_pending < options.batch_size:
+    if options.max_pending > MAX_PENDING:
+        problems.append(f"maxPending must be at most {MAX_PENDING}, got {options.max_pending}")
+    elif options.max_pending < options.batch_size:
         problems.append(
             f"maxPending ({options.max_pending}) must be at least batchSize ({options.batch_size})"
         )
     return problems
+
+
+def problems_with_url(url: str) -> list[str]:
+    """Why `url` is not an http(s) URL, if it is not."""
+    try:
+        parts = urlsplit(url)
+        ok = parts.scheme in ("http", "https") and bool(parts.netloc) and parts.port != 0
+    except ValueError:  # a port that is not a number, a malformed IPv6 host
+        ok = False
+    if ok:
+        return []
+    return [f"url must be an http(s) URL like 'http://api:5000', got {_show(url)}"]
+
+
+def url_not_allowed(url: str, allowed: Iterable[str]) -> list[str]:
+    """A problem when `url` is none of `allowed` (compared without a trailing slash)."""
+    allowed = [a for a in allowed if a]
+    if normalized_url(url) in {normalized_url(a) for a in allowed}:
+        return []
+    return [f"url must be the agent's model API ({', '.join(allowed)}) or a URL listed in "
+            f"TICKML_UDF_ALLOWED_URLS, got {_show(url)}"]
+
+
+def normalized_url(url: str) -> str:
+    """`url` with its scheme and host in lower case and no trailing slash."""
+    try:
+        parts = urlsplit(url.strip())
+    except ValueError:
+        return url
+    return f"{parts.scheme.lower()}://{parts.netloc.lower()}{parts.path.rstrip('/')}"
+
+
+def _show(value: str) -> str:
+    text = repr(value)
+    return text if len(text) <= SHOWN_CHARACTERS else text[:SHOWN_CHARACTERS - 3] + "..."
 
 
 #: The options a task gets when its TICKscript sets none.

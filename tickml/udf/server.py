@@ -1,24 +1,62 @@
-"""`tickml udf`: the unix-socket server Kapacitor connects to, one handler per connection."""
+"""`tickml udf`: the unix-socket server Kapacitor connects to, one handler per connection.
+
+Whoever can connect can make the agent post to the model API, so the socket is
+readable and writable by the agent's user and group only (`SOCKET_MODE`), optionally
+given to a group shared with Kapacitor (`AgentLimits.socket_group`), and at most
+`AgentLimits.max_connections` connections are served at once.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import grp
 import logging
 import os
 import signal
 import socket
 import stat
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 
+from tickml.config import Settings
+from tickml.udf import udf_pb2
+from tickml.udf.framing import encode_frame
 from tickml.udf.handler import ConnectionHandler
 from tickml.udf.options import ScoringOptions
 
 log = logging.getLogger(__name__)
-#: Kapacitor may run as another user (the official image's `kapacitor` user):
-#: connecting to a unix socket needs write permission on it.
-SOCKET_MODE = 0o666
+#: Connecting to a unix socket needs write permission on it: the agent's user and
+#: group may, nobody else. Kapacitor running as another user joins that group.
+SOCKET_MODE = 0o660
 BACKLOG = 64
+#: Seconds to spend telling a refused connection why.
+REFUSAL_TIMEOUT = 1.0
+
+
+@dataclass(frozen=True)
+class AgentLimits:
+    """Who may use the agent, and how much of it.
+
+    Args:
+        max_connections: connections served at once; more are refused and logged.
+        allowed_urls: API URLs a task's `.url()` may name beside the agent's own.
+        socket_group: group name or gid given the socket; empty keeps the agent's group.
+    """
+
+    max_connections: int = Settings.udf_max_connections
+    allowed_urls: tuple[str, ...] = ()
+    socket_group: str = ""
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> AgentLimits:
+        """The limits of TICKML_UDF_MAX_CONNECTIONS, _ALLOWED_URLS and _SOCKET_GROUP."""
+        urls = tuple(url.strip() for url in settings.udf_allowed_urls.split(",") if url.strip())
+        return cls(settings.udf_max_connections, urls, settings.udf_socket_group)
+
+
+class SocketSetupError(RuntimeError):
+    """The socket cannot be created as configured (an unknown group, for one)."""
 
 
 class SocketInUse(RuntimeError):
@@ -28,9 +66,13 @@ class SocketInUse(RuntimeError):
 class AgentServer:
     """Accepts Kapacitor connections on a unix socket and serves each in a thread."""
 
-    def __init__(self, path: Path, defaults: ScoringOptions) -> None:
+    def __init__(self, path: Path, defaults: ScoringOptions,
+                 limits: AgentLimits | None = None) -> None:
+        if limits is not None and limits.max_connections < 1:
+            raise ValueError(f"max_connections must be at least 1, got {limits.max_connections}")
         self.path = Path(path)
         self.defaults = defaults
+        self.limits = limits or AgentLimits()
         self._listener: socket.socket | None = None
         self._stopping = threading.Event()
         self._handlers: set[threading.Thread] = set()
@@ -42,10 +84,27 @@ class AgentServer:
         _remove_stale_socket(self.path)
         listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         listener.bind(str(self.path))
-        os.chmod(self.path, SOCKET_MODE)
+        try:
+            # Before listen(): until then every connect() is refused, whatever the mode.
+            self._restrict_socket()
+        except BaseException:
+            listener.close()
+            self.path.unlink(missing_ok=True)
+            raise
         listener.listen(BACKLOG)
         self._listener = listener
         log.info("listening on %s", self.path)
+
+    def _restrict_socket(self) -> None:
+        if self.limits.socket_group:
+            gid = group_id(self.limits.socket_group)
+            try:
+                os.chown(self.path, -1, gid)
+            except PermissionError:
+                raise SocketSetupError(
+                    f"cannot give {self.path} to group {self.limits.socket_group!r}: the "
+                    "agent's user is not a member of it") from None
+        os.chmod(self.path, SOCKET_MODE)
 
     def serve_forever(self) -> None:
         """Accept connections until `stop()` is called."""
@@ -65,11 +124,34 @@ class AgentServer:
 
     def _start_handler(self, conn: socket.socket) -> None:
         self._connections += 1
-        handler = ConnectionHandler(conn, self.defaults, name=f"conn-{self._connections}")
+        name = f"conn-{self._connections}"
+        if len(self._handlers) >= self.limits.max_connections:
+            self._refuse(conn, name)
+            return
+        handler = ConnectionHandler(conn, self.defaults, name=name,
+                                    allowed_urls=self.limits.allowed_urls)
         thread = threading.Thread(target=self._run_handler, args=(handler,),
                                   name=handler.name, daemon=True)
         self._handlers.add(thread)
         thread.start()
+
+    def _refuse(self, conn: socket.socket, name: str) -> None:
+        """Tell the client why (Kapacitor shows it as the task's error) and close."""
+        message = (f"the agent serves at most {self.limits.max_connections} connections "
+                   "at once (TICKML_UDF_MAX_CONNECTIONS)")
+        log.warning("%s: refused: %s", name, message)
+        response = udf_pb2.Response()
+        response.error.error = message
+        with contextlib.suppress(OSError):
+            conn.settimeout(REFUSAL_TIMEOUT)
+            conn.sendall(encode_frame(response))
+            conn.shutdown(socket.SHUT_RDWR)
+        conn.close()
+
+    @property
+    def open_connections(self) -> int:
+        """Connections being served now."""
+        return len(self._handlers)
 
     def _run_handler(self, handler: ConnectionHandler) -> None:
         try:
@@ -119,9 +201,24 @@ def _remove_stale_socket(path: Path) -> None:
     raise SocketInUse(f"another agent is already listening on {path}")
 
 
-def run_agent(path: Path, defaults: ScoringOptions, ready: threading.Event | None = None) -> None:
+def group_id(group: str) -> int:
+    """The gid of a group given by name or number.
+
+    Raises:
+        SocketSetupError: no such group.
+    """
+    if group.isdigit():
+        return int(group)
+    try:
+        return grp.getgrnam(group).gr_gid
+    except KeyError:
+        raise SocketSetupError(f"no group named {group!r} (TICKML_UDF_SOCKET_GROUP)") from None
+
+
+def run_agent(path: Path, defaults: ScoringOptions, ready: threading.Event | None = None,
+              limits: AgentLimits | None = None) -> None:
     """Serve until SIGTERM or SIGINT; used by `tickml udf`."""
-    server = AgentServer(path, defaults)
+    server = AgentServer(path, defaults, limits)
     server.bind()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: server.stop())
