@@ -103,22 +103,23 @@ def check_row(row: Any, index: int | None) -> None:
 def check_number(value: Any, label: str, field: str, index: int | None) -> float:
     """Return `value` as a finite float64, or raise an `ApiError` naming `label`."""
     if type(value) not in _NUMBER_TYPES:
-        raise ApiError(400, "invalid_value", f"{label}: {_show(value)} is not a number",
+        raise ApiError(400, "invalid_value", f"{label}: {show(value)} is not a number",
                        field=field, index=index)
     if type(value) is float and not math.isfinite(value):
-        raise ApiError(400, "non_finite_value", f"{label}: {_show(value)} is not a finite "
+        raise ApiError(400, "non_finite_value", f"{label}: {show(value)} is not a finite "
                        "number", field=field, index=index)
     try:
         number = float(value)
     except OverflowError:  # an integer beyond float64
         number = math.inf
     if abs(number) >= FLOAT64_LIMIT:
-        raise ApiError(400, "invalid_value", f"{label}: {_show(value)} is too large for "
+        raise ApiError(400, "invalid_value", f"{label}: {show(value)} is too large for "
                        "a 64-bit float", field=field, index=index)
     return number
 
 
-def _show(value: Any) -> str:
+def show(value: Any) -> str:
+    """`repr(value)`, cut to 40 characters: error messages quote what was sent."""
     text = repr(value)
     return text if len(text) <= 40 else text[:37] + "..."
 
