@@ -208,7 +208,7 @@ def bodies_rss(service: Service, port: int, bodies: list[bytes]) -> dict[str, An
     workers = psutil.Process(service.process.pid).children()
     before = {w.pid: w.memory_info().rss for w in workers}
     peak = dict(before)
-    statuses: list[int] = []
+    statuses: list[str] = []
     done = threading.Event()
 
     def watch() -> None:
@@ -239,18 +239,21 @@ def bodies_rss(service: Service, port: int, bodies: list[bytes]) -> dict[str, An
                                       for p in before)}
 
 
-def post_raw(port: int, body: bytes) -> int:
-    """POST `body` to /predict; the status, or 0 if the server closed the connection."""
+def post_raw(port: int, body: bytes) -> str:
+    """POST `body` to /predict; "<status> <error code>", or "closed" without an answer."""
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
     try:
         connection.request("POST", "/predict", body, {"Content-Type": "application/json"})
         response = connection.getresponse()
-        response.read()
-        return response.status
+        answer = response.read()
     except OSError:  # refused unread: the server may close before the body is sent
-        return 0
+        return "closed"
     finally:
         connection.close()
+    try:
+        return f"{response.status} {orjson.loads(answer)['error']['code']}"
+    except (orjson.JSONDecodeError, KeyError, TypeError):
+        return str(response.status)
 
 
 def format_results(results: dict[str, Any]) -> str:
