@@ -24,7 +24,8 @@ def bench_api(
         min=2, help="Batches of 1,000 rows sent to the API (and scored in-process).")] = 40,
     workers: Annotated[int, typer.Option(min=1, help="gunicorn workers of the server.")] = 2,
     threads: Annotated[int, typer.Option(min=1, help="Threads per worker.")] = 4,
-    worker_class: Annotated[str, typer.Option(help="'gthread' or 'sync'.")] = "gthread",
+    worker_class: Annotated[str, typer.Option(
+        help="'gevent' (the server's default), 'gthread' or 'sync'.")] = "gevent",
     models_dir: Annotated[Path | None, typer.Option(
         help="Registry whose production model is measured (default: TICKML_MODELS_DIR).")
     ] = None,
