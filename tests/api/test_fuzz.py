@@ -70,7 +70,11 @@ def raw_status(server: Server, head: str, body: bytes = b"") -> tuple[int, bytes
     """Send one request as raw bytes (any header value at all); its status and body."""
     host, port = server.url.removeprefix("http://").rsplit(":", 1)
     with socket.create_connection((host, int(port)), timeout=30) as conn:
-        conn.sendall(head.encode("latin-1") + b"\r\n" + body)
+        try:  # HTTP header bytes are latin-1; a character beyond it goes as UTF-8
+            raw = head.encode("latin-1")
+        except UnicodeEncodeError:
+            raw = head.encode()
+        conn.sendall(raw + b"\r\n" + body)
         answer = b""
         while chunk := conn.recv(65536):
             answer += chunk
@@ -111,14 +115,18 @@ def test_a_malformed_content_length_is_4xx(server: Server, value: str) -> None:
     assert 400 <= status < 500
 
 
-@pytest.mark.parametrize("value", ["application/json; charset=\x7f", "application/json;;;",
-                                   "x" * 4000, "application/json; q=" + "9" * 5000, ""])
-def test_an_odd_content_type_is_json_or_415(server: Server, value: str) -> None:
+@pytest.mark.parametrize(("value", "status"), [
+    ("application/json; charset=\x7f", 400),  # a control character: gunicorn refuses it
+    ("application/json;;;", 200),
+    ("application/json; q=" + "9" * 5000, 200),
+    ("x" * 4000, 415),
+    ("", 415),
+])
+def test_an_odd_content_type_is_json_or_4xx(server: Server, value: str, status: int) -> None:
     body = orjson.dumps(dict.fromkeys(schema.FEATURES, 0.0))
     head = ("POST /predict HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
             f"Content-Type: {value}\r\nContent-Length: {len(body)}\r\n")
-    status, _ = raw_status(server, head, body)
-    assert status == (200 if value.startswith("application/json") else 415)
+    assert raw_status(server, head, body)[0] == status
 
 
 def _set(document: dict, path: tuple, value: object) -> dict:
