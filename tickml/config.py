@@ -51,8 +51,16 @@ class Settings:
     api_workers: int = 2
     api_threads: int = 4
     api_timeout: int = 30
+    # gevent: one greenlet per connection, so slow clients cannot hold every worker;
+    # gthread and sync remain selectable for comparison (`tickml bench abuse`).
+    api_worker_class: str = "gevent"
     api_max_instances: int = 10_000
-    api_max_body_bytes: int = 16 * 1024 * 1024
+    # 10,000 rows of 24-character numbers fit; a realistic 10,000-row batch is 7.1 MiB.
+    api_max_body_bytes: int = 10 * 1024 * 1024
+    # Bodies above api_large_body_bytes (or chunked) parse api_large_bodies at a time
+    # per worker; others get 503 with Retry-After, which bounds a worker's memory.
+    api_large_body_bytes: int = 1024 * 1024
+    api_large_bodies: int = 1
     api_reload_interval: float = 2.0
     api_graceful_timeout: int = 10
 

@@ -1,4 +1,4 @@
-"""Small file helpers shared by the data preparation and the registry."""
+"""Small file helpers shared by the data preparation, the registry and the launchers."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 
 def sha256_of(path: Path) -> str:
@@ -34,3 +34,14 @@ def write_json_atomically(path: Path, payload: dict[str, Any]) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def open_private(path: Path, *, append: bool = False) -> BinaryIO:
+    """Open `path` for writing, readable and writable by its owner only (mode 0600).
+
+    Truncates unless `append`. A file that already exists is made 0600 too.
+    """
+    flags = os.O_WRONLY | os.O_CREAT | (os.O_APPEND if append else os.O_TRUNC)
+    descriptor = os.open(path, flags, 0o600)
+    os.fchmod(descriptor, 0o600)
+    return os.fdopen(descriptor, "ab" if append else "wb")

@@ -47,12 +47,12 @@ def copy_registry(small_project: Settings, destination: Path) -> ModelRegistry:
 
 def start_api(registry: ModelRegistry, directory: Path, *args: str, ready_path: str,
               **settings: object) -> tuple[Service, Server]:
-    """`tickml serve` (2 workers, 4 threads) for `registry` on a free port, once ready."""
+    """`tickml serve` (2 workers, 4 threads unless `settings` say) for `registry`, once ready."""
     port = free_port()
+    defaults = {"api_workers": 2, "api_threads": 4, "api_max_instances": MAX_INSTANCES,
+                "api_max_body_bytes": MAX_BODY_BYTES}
     config = Settings(root=directory, models_dir=registry.root, api_bind=f"127.0.0.1:{port}",
-                      api_url=f"http://127.0.0.1:{port}", api_workers=2, api_threads=4,
-                      api_max_instances=MAX_INSTANCES, api_max_body_bytes=MAX_BODY_BYTES,
-                      **settings)
+                      api_url=f"http://127.0.0.1:{port}", **{**defaults, **settings})
     service = start_program(api_program(config, *args, ready_path=ready_path), directory,
                             config)
     return service, Server(config.api_url, registry, service.log_path)
@@ -63,9 +63,10 @@ def make_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator:
     """Start `tickml serve` processes on free ports; stop them after the module."""
     started = []
 
-    def make(registry: ModelRegistry, *args: str) -> Server:
+    def make(registry: ModelRegistry, *args: str, **settings: object) -> Server:
         service, server = start_api(registry, tmp_path_factory.mktemp("server"), *args,
-                                    ready_path="/health", api_reload_interval=RELOAD_INTERVAL)
+                                    ready_path="/health",
+                                    **{"api_reload_interval": RELOAD_INTERVAL, **settings})
         started.append(service)
         return server
 

@@ -1,4 +1,5 @@
-"""Property-based fuzzing of the live API from its own OpenAPI document (schemathesis).
+"""Property-based fuzzing of the live API from its own OpenAPI document (schemathesis),
+then tables of malformed headers and V2 tensor fields, each answered 4xx naming it.
 
 Positive and negative cases for every operation: no 5xx, and every status, content type
 and body must be the ones the document declares. The operations are parametrized here,
@@ -8,6 +9,9 @@ whose lazy loader reads a pytest attribute (`Function._nodeid`) that pytest 9 re
 
 from __future__ import annotations
 
+import socket
+
+import orjson
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
@@ -15,6 +19,7 @@ from schemathesis.generation.modes import GenerationMode
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from tests.api.conftest import MAX_INSTANCES, Server
+from tickml import schema
 from tickml.api import openapi
 
 DOCUMENT = openapi.document(MAX_INSTANCES)
@@ -57,3 +62,116 @@ def test_the_api_keeps_its_documented_promises(api_schema, method: str, path: st
         case.call_and_validate(excluded_checks=excluded)
 
     check()
+
+
+# -- headers and tensor fields, one malformed value at a time ----------------------------
+
+def raw_status(server: Server, head: str, body: bytes = b"") -> tuple[int, bytes]:
+    """Send one request as raw bytes (any header value at all); its status and body."""
+    host, port = server.url.removeprefix("http://").rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=30) as conn:
+        try:  # HTTP header bytes are latin-1; a character beyond it goes as UTF-8
+            raw = head.encode("latin-1")
+        except UnicodeEncodeError:
+            raw = head.encode()
+        conn.sendall(raw + b"\r\n" + body)
+        answer = b""
+        while chunk := conn.recv(65536):
+            answer += chunk
+    status_line, _, rest = answer.partition(b"\r\n")
+    return int(status_line.split()[1]), rest.partition(b"\r\n\r\n")[2]
+
+
+def infer_head(server: Server, body: bytes, *headers: str) -> str:
+    name = server.get("/model").json()["name"]
+    lines = [f"POST /v2/models/{name}/infer HTTP/1.1", "Host: 127.0.0.1",
+             "Connection: close", f"Content-Length: {len(body)}", *headers]
+    return "\r\n".join(lines) + "\r\n"
+
+
+def valid_tensor(rows: int = 1) -> dict:
+    return {"inputs": [{"name": "transactions", "datatype": "FP64",
+                        "shape": [rows, len(schema.FEATURES)],
+                        "data": [0.0] * (rows * len(schema.FEATURES))}]}
+
+
+@pytest.mark.parametrize("value", [
+    "²", "9" * 5000, "-1", "1e3", "", " ", "0x10", "１２", "12.0", "99999999999999999999",
+])
+def test_a_malformed_inference_header_length_is_400_naming_it(server: Server,
+                                                              value: str) -> None:
+    body = orjson.dumps(valid_tensor())
+    status, answer = raw_status(server, infer_head(
+        server, body, f"Inference-Header-Content-Length: {value}"), body)
+    assert status == 400, answer
+    assert orjson.loads(answer)["details"]["field"] == "Inference-Header-Content-Length"
+
+
+@pytest.mark.parametrize("value", ["²", "abc", "-1", "1 2", "9" * 5000, "0x10", "１２"])
+def test_a_malformed_content_length_is_4xx(server: Server, value: str) -> None:
+    head = ("POST /predict HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {value}\r\n")
+    status, _ = raw_status(server, head, b"{}")
+    assert 400 <= status < 500
+
+
+@pytest.mark.parametrize(("value", "status"), [
+    ("application/json; charset=\x7f", 400),  # a control character: gunicorn refuses it
+    ("application/json;;;", 200),
+    ("application/json; q=" + "9" * 5000, 200),
+    ("x" * 4000, 415),
+    ("", 415),
+])
+def test_an_odd_content_type_is_json_or_4xx(server: Server, value: str, status: int) -> None:
+    body = orjson.dumps(dict.fromkeys(schema.FEATURES, 0.0))
+    head = ("POST /predict HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
+            f"Content-Type: {value}\r\nContent-Length: {len(body)}\r\n")
+    assert raw_status(server, head, body)[0] == status
+
+
+def _set(document: dict, path: tuple, value: object) -> dict:
+    target = document
+    for key in path[:-1]:
+        target = target[key]
+    target[path[-1]] = value
+    return document
+
+
+#: (where, malformed value, the field the 400 names)
+TENSOR_FIELDS = [
+    *[(("inputs", 0, "datatype"), v, "inputs[0].datatype")
+      for v in (["FP64"], {"FP64": 1}, 64, None, True, "fp64", "BYTES")],
+    *[(("inputs", 0, "name"), v, "inputs[0].name")
+      for v in (["transactions"], {"name": 1}, 5, None, "x" * 5000)],
+    *[(("inputs", 0, "shape"), v, "inputs[0].shape")
+      for v in ("1,30", [1, "30"], [1.0, 30], [-1, 30], [True, 30], {"rows": 1}, None,
+                [1], [1, 30, 1], [MAX_INSTANCES + 1, 30])],
+    *[(("inputs", 0, "data"), v, "inputs[0].data") for v in ("x", {"a": 1}, None, 7)],
+    (("inputs", 0, "data"), ["1.0"] * 30, "Time"),
+    (("inputs", 0, "data"), [[None] * 30], "Time"),
+    (("inputs", 0, "data"), [0.0] * 29 + [[1.0]], "Amount"),
+    (("inputs", 0, "data"), [0.0] * 29 + [{"v": 1}], "Amount"),
+    (("inputs", 0, "data"), [0.0] * 29 + [True], "Amount"),
+    *[(("inputs", 0, "parameters"), v, "inputs[0].parameters") for v in ([], "x", 1)],
+    *[(("inputs", 0, "parameters"), {"binary_data_size": v},
+       "inputs[0].parameters.binary_data_size") for v in ("240", 1.5, [240], None, -1)],
+    *[(("inputs",), v, "inputs") for v in ({}, "x", [], None)],
+    (("inputs", 0), 5, "inputs[0]"),
+    *[(("outputs",), v, "outputs") for v in ("probability", {"name": "fraud"}, 3)],
+    *[(("outputs",), [{"name": v}], "outputs[0].name")
+      for v in (["probability"], {"a": 1}, 1, None, "nope")],
+    (("outputs",), ["probability"], "outputs[0]"),
+    (("outputs",), [{"name": "fraud", "parameters": [1]}], "outputs[0].parameters"),
+    *[(("parameters",), v, "parameters") for v in ([], "x", 2)],
+]
+
+
+@pytest.mark.parametrize(("path", "value", "field"), TENSOR_FIELDS,
+                         ids=[f"{'.'.join(map(str, p))}={str(v)[:20]!r}"
+                              for p, v, _ in TENSOR_FIELDS])
+def test_a_malformed_tensor_field_is_4xx_naming_it(server: Server, path: tuple, value: object,
+                                                   field: str) -> None:
+    body = orjson.dumps(_set(valid_tensor(), path, value))
+    status, answer = raw_status(server, infer_head(server, body), body)
+    assert 400 <= status < 500, answer
+    assert orjson.loads(answer)["details"]["field"] == field, answer

@@ -12,6 +12,7 @@ from flask import Flask, Response, g, request
 from tickml.api import routes, v2
 from tickml.api.errors import register_error_handlers
 from tickml.api.holder import ModelHolder
+from tickml.api.limits import register_body_limits
 from tickml.api.metrics import Metrics
 from tickml.api.state import ApiState
 from tickml.config import Settings, get_settings
@@ -30,7 +31,7 @@ def create_app(settings: Settings | None = None,
         settings: tickml settings (default: read from `TICKML_*` variables).
         test_config: Flask config overriding the settings-derived values
             (`MAX_CONTENT_LENGTH`, `TICKML_MODELS_DIR`, `TICKML_MAX_INSTANCES`,
-            `TICKML_RELOAD_INTERVAL`, ...).
+            `TICKML_RELOAD_INTERVAL`, `TICKML_LARGE_BODY_BYTES`, `TICKML_LARGE_BODIES`).
 
     Returns:
         The Flask application.
@@ -42,6 +43,8 @@ def create_app(settings: Settings | None = None,
         TICKML_MODELS_DIR=str(settings.models_dir),
         TICKML_MAX_INSTANCES=settings.api_max_instances,
         TICKML_RELOAD_INTERVAL=settings.api_reload_interval,
+        TICKML_LARGE_BODY_BYTES=settings.api_large_body_bytes,
+        TICKML_LARGE_BODIES=settings.api_large_bodies,
     )
     if test_config is not None:
         app.config.from_mapping(test_config)
@@ -55,6 +58,8 @@ def create_app(settings: Settings | None = None,
     holder.refresh(wait=True)
 
     register_error_handlers(app)
+    register_body_limits(app, int(app.config["TICKML_LARGE_BODY_BYTES"]),
+                         int(app.config["TICKML_LARGE_BODIES"]))
     _register_request_metrics(app, metrics)
     app.register_blueprint(routes.bp)
     app.register_blueprint(v2.bp)

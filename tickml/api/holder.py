@@ -12,7 +12,7 @@ logged and reported by `/ready`.
 from __future__ import annotations
 
 import logging
-import os
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -25,6 +25,9 @@ from tickml.registry import POINTER, LoadedModel, ModelRegistry, RegistryError
 
 log = logging.getLogger(__name__)
 _UNSEEN = object()  # the pointer signature before the first check
+# An absolute path in a message: a slash not preceded by a word character, up to the
+# next space, quote or punctuation that ends a sentence.
+_ABSOLUTE_PATH = re.compile(r"(?<![\w.~-])/[^\s'\"`,;()]+")
 
 
 @dataclass(frozen=True)
@@ -89,16 +92,30 @@ class ModelHolder:
             self._lock.release()
 
     def status(self) -> dict[str, Any]:
-        """What `/ready` reports: the model served, or why none is, and any refusal."""
+        """What `/ready` reports: the model served, or why none is, and any refusal.
+
+        Names and versions only: paths are shown relative to the registry's folder,
+        and no process id is given away.
+        """
         model = self._model
+        refusal = self.refusal
         return {
             "status": "ready" if model is not None else "not_ready",
             "model": None if model is None else model.summary(),
             "loaded_at": self.loaded_at,
-            "reason": self.problem if model is None else None,
-            "refused": None if self.refusal is None else vars(self.refusal),
-            "pid": os.getpid(),
+            "reason": self._public(self.problem) if model is None else None,
+            "refused": None if refusal is None else {
+                **vars(refusal), "reason": self._public(refusal.reason)},
         }
+
+    def _public(self, text: str | None) -> str | None:
+        """`text` with the registry root as its folder name and other paths cut to names."""
+        if text is None:
+            return None
+        root = self.registry.root
+        for absolute in {str(root.resolve()), str(root.absolute())}:
+            text = text.replace(absolute, root.name)
+        return _ABSOLUTE_PATH.sub(lambda match: Path(match.group()).name, text)
 
     def _pointer_signature(self) -> tuple[int, int, int] | None:
         try:

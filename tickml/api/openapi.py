@@ -145,7 +145,9 @@ def _errors(*statuses: int, v2: bool = False) -> dict[int, tuple[str, dict]]:
             404: "No such model or version.",
             413: "Body over the size limit, or too many instances.",
             415: "The body is not declared as application/json.",
-            503: "No model is loaded (code model_unavailable)."}
+            503: "No model is loaded (code model_unavailable), or this worker is already "
+                 "reading its share of large bodies (code too_many_large_bodies, with "
+                 "Retry-After)."}
     schema_ = _ref("V2Error" if v2 else "Error")
     return {s: (text[s], {"application/json": schema_}) for s in statuses}
 

@@ -6,6 +6,7 @@ from flask import Blueprint, Response, request
 
 from tickml.api import openapi, validation
 from tickml.api.errors import ApiError, json_response
+from tickml.api.limits import read_body
 from tickml.api.metrics import CONTENT_TYPE
 from tickml.api.state import api_state, require_model
 
@@ -17,7 +18,7 @@ def predict() -> Response:
     """Score one transaction or a batch; see the OpenAPI document for the contract."""
     require_json_body()
     state = api_state()
-    matrix, _ = validation.predict_matrix(request.get_data(cache=False), state.max_instances)
+    matrix, _ = validation.predict_matrix(read_body(), state.max_instances)
     model = require_model()
     probabilities = model.predict_proba(matrix)
     flags = probabilities >= model.threshold

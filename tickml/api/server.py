@@ -1,4 +1,13 @@
-"""Run the app under gunicorn, in-process, with options from the command line."""
+"""Run the app under gunicorn, in-process, with options from the command line.
+
+The default worker class is gevent, as gunicorn's documentation advises for a server
+that no buffering proxy shields from slow clients: a client that sends its request a
+line at a time holds one greenlet, not a worker or one of its threads. The worker
+patches the standard library when it starts, after the fork and before the app is
+built, so the model holder's lock and the large-body slots are gevent's; scoring and
+JSON parsing run without yielding, as one request at a time per worker. The
+Prometheus multiprocess files are plain mmapped files, unaffected by the worker class.
+"""
 
 from __future__ import annotations
 

@@ -19,8 +19,9 @@ from flask import Blueprint, Response, request
 
 from tickml import __version__, schema
 from tickml.api.errors import ApiError, json_response
+from tickml.api.limits import read_body
 from tickml.api.state import api_state, require_model
-from tickml.api.validation import FLOAT64_LIMIT, N_FEATURES, check_number, parse_json
+from tickml.api.validation import FLOAT64_LIMIT, N_FEATURES, check_number, parse_json, show
 from tickml.registry import LoadedModel
 
 bp = Blueprint("v2", __name__, url_prefix="/v2")
@@ -81,8 +82,7 @@ def model_ready(name: str, version: str | None = None) -> Response:
 def infer(name: str, version: str | None = None) -> Response:
     """Score a `[rows, 30]` tensor; answer the probability and fraud tensors."""
     state = api_state()
-    payload, binary = read_request(request.get_data(cache=False),
-                                   request.headers.get(HEADER_LENGTH))
+    payload, binary = read_request(read_body(), request.headers.get(HEADER_LENGTH))
     matrix = input_matrix(payload, binary, state.max_instances)
     outputs = requested_outputs(payload)
     model = find_model(name, version)
@@ -109,22 +109,32 @@ def read_request(body: bytes, header_length: str | None) -> tuple[dict[str, Any]
     """Split the JSON header from binary tensor data and parse it."""
     binary = b""
     if header_length is not None:
-        if not header_length.isdigit() or int(header_length) > len(body):
-            raise ApiError(400, "invalid_value", f"{HEADER_LENGTH} {header_length!r} is not a "
-                           f"length within the {len(body)}-byte body", field=HEADER_LENGTH)
-        body, binary = body[:int(header_length)], body[int(header_length):]
+        length = _header_length(header_length, len(body))
+        body, binary = body[:length], body[length:]
     payload = parse_json(body)
     if not isinstance(payload, dict):
         raise ApiError(400, "invalid_shape", "the body must be a JSON object with 'inputs'")
     return payload, binary
 
 
+def _header_length(value: str, body_size: int) -> int:
+    """The JSON header's length: ASCII digits, at most the body's size."""
+    # str.isdigit() accepts "²", which int() refuses, and int() refuses over 4,300 digits.
+    digits = value.strip()
+    if not (digits.isascii() and digits.isdigit() and len(digits) <= len(str(body_size))
+            and int(digits) <= body_size):
+        shown = value if len(value) <= 40 else value[:37] + "..."
+        raise ApiError(400, "invalid_value", f"{HEADER_LENGTH} {shown!r} is not a length "
+                       f"within the {body_size}-byte body", field=HEADER_LENGTH)
+    return int(digits)
+
+
 def input_matrix(payload: dict[str, Any], binary: bytes, max_instances: int) -> np.ndarray:
     """The `transactions` tensor as a float64 `[rows, 30]` matrix."""
     tensor = _single_input(payload)
     datatype = tensor.get("datatype")
-    if datatype not in INPUT_TYPES:
-        raise ApiError(400, "invalid_datatype", f"datatype {datatype!r} is not supported: "
+    if not isinstance(datatype, str) or datatype not in INPUT_TYPES:
+        raise ApiError(400, "invalid_datatype", f"datatype {show(datatype)} is not supported: "
                        "send FP64 or FP32", field="inputs[0].datatype")
     rows = _rows_of(tensor.get("shape"), max_instances)
     parameters = _object(tensor.get("parameters"), "inputs[0].parameters")
@@ -150,13 +160,14 @@ def requested_outputs(payload: dict[str, Any]) -> list[tuple[str, bool]]:
     for i, output in enumerate(outputs):
         label = f"outputs[{i}]"
         output = _object(output, label)
-        if output.get("name") not in OUTPUTS:
-            raise ApiError(400, "invalid_value", f"{label}.name: {output.get('name')!r} is not "
+        name = output.get("name")
+        if not isinstance(name, str) or name not in OUTPUTS:
+            raise ApiError(400, "invalid_value", f"{label}.name: {show(name)} is not "
                            f"an output of this model ({', '.join(OUTPUTS)})",
                            field=f"{label}.name")
         binary = _object(output.get("parameters"), f"{label}.parameters").get(
             "binary_data", binary_default)
-        chosen.append((output["name"], binary is True))
+        chosen.append((name, binary is True))
     return chosen
 
 
@@ -193,8 +204,8 @@ def _single_input(payload: dict[str, Any]) -> dict[str, Any]:
                        f"{INPUT!r}", field="inputs")
     tensor = _object(inputs[0], "inputs[0]")
     if tensor.get("name") != INPUT:
-        raise ApiError(400, "invalid_value", f"inputs[0].name: {tensor.get('name')!r} is not "
-                       f"an input of this model; its one input is {INPUT!r}",
+        raise ApiError(400, "invalid_value", f"inputs[0].name: {show(tensor.get('name'))} is "
+                       f"not an input of this model; its one input is {INPUT!r}",
                        field="inputs[0].name")
     return tensor
 
@@ -203,8 +214,8 @@ def _rows_of(shape: Any, max_instances: int) -> int:
     valid = (isinstance(shape, list) and len(shape) == 2
              and all(type(d) is int and d >= 0 for d in shape) and shape[1] == N_FEATURES)
     if not valid:
-        raise ApiError(400, "invalid_shape", f"shape {shape!r} is not [rows, {N_FEATURES}]: one "
-                       "row per transaction, columns Time, V1..V28, Amount",
+        raise ApiError(400, "invalid_shape", f"shape {show(shape)} is not [rows, {N_FEATURES}]: "
+                       "one row per transaction, columns Time, V1..V28, Amount",
                        field="inputs[0].shape")
     if shape[0] > max_instances:
         raise ApiError(413, "too_many_instances", f"{shape[0]:,} rows is more than the limit "
@@ -215,7 +226,7 @@ def _rows_of(shape: Any, max_instances: int) -> int:
 def _binary_values(size: Any, binary: bytes, rows: int, dtype: np.dtype) -> np.ndarray:
     expected = rows * N_FEATURES * dtype.itemsize
     if type(size) is not int or size != expected or len(binary) != expected:
-        raise ApiError(400, "invalid_shape", f"binary_data_size {size!r} with {len(binary)} "
+        raise ApiError(400, "invalid_shape", f"binary_data_size {show(size)} with {len(binary)} "
                        f"bytes sent does not hold {rows} x {N_FEATURES} {dtype.name} values "
                        f"({expected} bytes)", field="inputs[0].parameters.binary_data_size")
     return np.frombuffer(binary, dtype=dtype).astype(np.float64).reshape(rows, N_FEATURES)

@@ -103,12 +103,13 @@ def check_number(value: Any, label: str, field: str, index: int | None) -> float
     """
     number, problem = schema.feature_value(value)
     if problem is not None:
-        raise ApiError(400, problem.code, f"{label}: {_show(value)} {problem.message}",
+        raise ApiError(400, problem.code, f"{label}: {show(value)} {problem.message}",
                        field=field, index=index)
     return number
 
 
-def _show(value: Any) -> str:
+def show(value: Any) -> str:
+    """`repr(value)`, cut to 40 characters: error messages quote what was sent."""
     text = repr(value)
     return text if len(text) <= 40 else text[:37] + "..."
 

@@ -16,8 +16,9 @@ import typer
 from tickml.cli.output import fail
 from tickml.config import get_settings
 
-#: gunicorn worker classes: threads with keep-alive, or one request at a time per worker.
-WORKER_CLASSES = ("gthread", "sync")
+#: gunicorn worker classes: greenlets (a slow client holds only its own connection),
+#: threads with keep-alive, or one request at a time per worker.
+WORKER_CLASSES = ("gevent", "gthread", "sync")
 log = logging.getLogger(__name__)
 
 
@@ -31,8 +32,10 @@ def serve(
     threads: Annotated[int | None, typer.Option(
         min=1, help="Threads per worker with --worker-class gthread "
                     "(default: TICKML_API_THREADS, 4).")] = None,
-    worker_class: Annotated[str, typer.Option(
-        help="gunicorn worker class: 'gthread' (threads, keep-alive) or 'sync'.")] = "gthread",
+    worker_class: Annotated[str | None, typer.Option(
+        help="gunicorn worker class: 'gevent' (one greenlet per connection), 'gthread' "
+             "(--threads per worker) or 'sync' (default: TICKML_API_WORKER_CLASS, "
+             "gevent).")] = None,
     timeout: Annotated[int | None, typer.Option(
         min=1, help="Seconds a worker may spend on one request before gunicorn restarts it "
                     "(default: TICKML_API_TIMEOUT, 30).")] = None,
@@ -47,7 +50,7 @@ def serve(
                     "10000).")] = None,
     max_body_bytes: Annotated[int | None, typer.Option(
         min=1024, help="Largest request body in bytes (default: TICKML_API_MAX_BODY_BYTES, "
-                       "16 MiB).")] = None,
+                       "10 MiB).")] = None,
     reload_interval: Annotated[float | None, typer.Option(
         min=0.0, help="Seconds between looks at the production pointer; a newly promoted "
                       "model is swapped in without downtime (default: "
@@ -59,19 +62,22 @@ def serve(
     Starts even when no model has been promoted yet: /ready answers 503 and /predict
     503 until one is, then the model is picked up without a restart. Docs at /docs.
     """
-    if worker_class not in WORKER_CLASSES:
-        raise fail(f"--worker-class must be one of {', '.join(WORKER_CLASSES)}")
     overrides = {"api_bind": bind, "api_workers": workers, "api_threads": threads,
+                 "api_worker_class": worker_class,
                  "api_timeout": timeout, "api_graceful_timeout": graceful_timeout,
                  "models_dir": models_dir,
                  "api_max_instances": max_instances, "api_max_body_bytes": max_body_bytes,
                  "api_reload_interval": reload_interval}
     settings = dataclasses.replace(
         get_settings(), **{k: v for k, v in overrides.items() if v is not None})
+    if settings.api_worker_class not in WORKER_CLASSES:
+        raise fail(f"the worker class must be one of {', '.join(WORKER_CLASSES)}, not "
+                   f"{settings.api_worker_class!r}")
     from tickml.api.server import run
 
     log.info("serving the production model of %s on http://%s", settings.models_dir,
              settings.api_bind)
     run(settings, bind=settings.api_bind, workers=settings.api_workers,
-        threads=settings.api_threads, worker_class=worker_class, timeout=settings.api_timeout,
+        threads=settings.api_threads, worker_class=settings.api_worker_class,
+        timeout=settings.api_timeout,
         graceful_timeout=settings.api_graceful_timeout, access_log=access_log)

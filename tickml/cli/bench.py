@@ -1,4 +1,4 @@
-"""`tickml bench api` and `tickml bench pipeline`: figures go to benchmarks/results/."""
+"""`tickml bench api`, `abuse` and `pipeline`: figures go to benchmarks/results/."""
 
 from __future__ import annotations
 
@@ -24,7 +24,8 @@ def bench_api(
         min=2, help="Batches of 1,000 rows sent to the API (and scored in-process).")] = 40,
     workers: Annotated[int, typer.Option(min=1, help="gunicorn workers of the server.")] = 2,
     threads: Annotated[int, typer.Option(min=1, help="Threads per worker.")] = 4,
-    worker_class: Annotated[str, typer.Option(help="'gthread' or 'sync'.")] = "gthread",
+    worker_class: Annotated[str, typer.Option(
+        help="'gevent' (the server's default), 'gthread' or 'sync'.")] = "gevent",
     models_dir: Annotated[Path | None, typer.Option(
         help="Registry whose production model is measured (default: TICKML_MODELS_DIR).")
     ] = None,
@@ -55,6 +56,40 @@ def bench_api(
     path = output or settings.root / "benchmarks" / "results" / "api.json"
     write_results(results, path)
     print_results(results)
+    typer.echo(f"wrote {path}", err=True)
+
+
+@bench_app.command("abuse")
+def bench_abuse(
+    requests: Annotated[int, typer.Option(
+        min=2, help="Requests to /health and to /predict in each series.")] = 20,
+    timeout: Annotated[float, typer.Option(
+        min=1, help="Seconds without an answer after which a request counts as blocked.")
+    ] = 5.0,
+    workers: Annotated[int, typer.Option(min=1, help="gunicorn workers of each server.")] = 2,
+    output: Annotated[Path | None, typer.Option(
+        help="Results file (default: benchmarks/results/abuse.json under TICKML_ROOT).")
+    ] = None,
+) -> None:
+    """Measure the API under abuse, the earlier deployment and the current one in one run.
+
+    Before: gthread workers, 16 MiB bodies, no cap on large bodies at once. After: the
+    current settings (gevent, TICKML_API_MAX_BODY_BYTES, TICKML_API_LARGE_BODIES). For
+    each: /health and /predict latency alone and while 16 clients send their headers
+    one line a second; worker RSS growth for a 16 MiB body of empty objects, four at
+    once, and four at the body limit. Prints the figures and writes them as JSON.
+    """
+    from tickml.bench.abuse import format_results, run_abuse_benchmark
+    from tickml.bench.api import write_results
+    from tickml.stack.bootstrap import ensure_dataset_and_model
+
+    settings = get_settings()
+    ensure_dataset_and_model(settings, 50_000, report=typer.echo)
+    results = run_abuse_benchmark(settings, requests=requests, timeout=timeout,
+                                  workers=workers)
+    path = output or settings.root / "benchmarks" / "results" / "abuse.json"
+    write_results(results, path)
+    typer.echo(format_results(results))
     typer.echo(f"wrote {path}", err=True)
 
 

@@ -12,8 +12,16 @@ import typer
 
 from tickml import schema
 from tickml.cli.output import fail
-from tickml.config import get_settings
-from tickml.lab import DEFAULT_BIND, TOKEN_ENV, lab_command, lab_env, notebooks_dir, parse_bind
+from tickml.config import Settings, get_settings
+from tickml.lab import (
+    DEFAULT_BIND,
+    TOKEN_ENV,
+    lab_command,
+    lab_env,
+    notebooks_dir,
+    parse_bind,
+    save_token,
+)
 from tickml.stack.bootstrap import ensure_dataset_and_model
 
 
@@ -91,14 +99,16 @@ def status() -> None:
 def lab(
     bind: Annotated[str, typer.Option(
         help="HOST:PORT to listen on; 0.0.0.0:10000 inside a container.")] = DEFAULT_BIND,
-    token: Annotated[str | None, typer.Option(
-        help=f"Access token (default: {TOKEN_ENV}, else a random one printed at start).",
-        show_default=False)] = None,
     notebook_dir: Annotated[Path | None, typer.Option(
         help="Folder JupyterLab opens (default: the project's notebooks/).")] = None,
     open_browser: Annotated[bool, typer.Option(help="Open a browser tab.")] = False,
 ) -> None:
-    """Open JupyterLab on the notebooks (01-06), with tickml importable."""
+    """Open JupyterLab on the notebooks (01-06), with tickml importable.
+
+    The token comes from {TOKEN_ENV} (never the command line, which other local
+    users can read). Without it a random token is made: shown when this runs in a
+    terminal, otherwise written to run/lab-token, readable by you only.
+    """
     try:
         host, port = parse_bind(bind)
     except ValueError as exc:
@@ -107,10 +117,21 @@ def lab(
     root_dir = (notebook_dir or notebooks_dir(settings)).resolve()
     if not root_dir.is_dir():
         raise fail(f"{root_dir} is not a folder")
-    token = token or settings.lab_token or secrets.token_urlsafe(24)
+    token = settings.lab_token or secrets.token_urlsafe(24)
     shown = "localhost" if host in ("127.0.0.1", "0.0.0.0") else host
-    typer.echo(f"JupyterLab on {root_dir}: http://{shown}:{port}/lab?token={token}", err=True)
-    argv = lab_command(host, port, token, root_dir, open_browser,
-                       allow_root=os.geteuid() == 0)
+    typer.echo(f"JupyterLab on {root_dir}: http://{shown}:{port}/lab "
+               f"({token_hint(settings, token)})", err=True)
+    argv = lab_command(host, port, root_dir, open_browser, allow_root=os.geteuid() == 0)
     sys.stdout.flush()
-    os.execve(argv[0], argv, lab_env(settings))
+    os.execve(argv[0], argv, lab_env(settings, token))
+
+
+def token_hint(settings: Settings, token: str) -> str:
+    """Where the user finds the token, without writing it where others read (a log)."""
+    if settings.lab_token:
+        return f"token: the value of {TOKEN_ENV}"
+    if sys.stderr.isatty():
+        return f"token: {token}"
+    path = settings.run_dir / "lab-token"
+    save_token(token, path)
+    return f"token in {path}"

@@ -100,6 +100,8 @@ chmod = 0700
 
 [supervisord]
 logfile = {self.logs / 'supervisord.log'}
+; logs, pid files and what the programs create: readable by this user only
+umask = 077
 pidfile = {self.run_dir / 'supervisord.pid'}
 childlogdir = {self.logs}
 directory = {self.settings.root}

@@ -10,6 +10,11 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tickml.files import open_private
+
+#: What a service creates is readable by this user only.
+PRIVATE_UMASK = 0o077
+
 
 class ServiceFailed(RuntimeError):
     """A service exited or did not become ready; the message points at its log."""
@@ -36,15 +41,20 @@ class Service:
         return self.run_dir / f"{self.name}.pid"
 
     def start(self) -> Service:
-        """Start the process in its own session, logging to `<run_dir>/<name>.log`."""
+        """Start the process in its own session, logging to `<run_dir>/<name>.log`.
+
+        The log and pid files are readable by this user only (logs can hold secrets,
+        such as a URL with a token), and so is whatever the process creates (umask 077).
+        """
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        with self.log_path.open("ab") as log:
+        with open_private(self.log_path, append=True) as log:
             self.process = subprocess.Popen(
                 list(self.argv), stdout=log, stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL, env={**os.environ, **self.env},
-                start_new_session=True,
+                start_new_session=True, umask=PRIVATE_UMASK,
             )
-        self.pid_path.write_text(f"{self.process.pid}\n")
+        with open_private(self.pid_path) as pid_file:
+            pid_file.write(f"{self.process.pid}\n".encode())
         return self
 
     def wait_ready(self, timeout: float = 60.0) -> Service:
