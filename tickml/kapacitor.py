@@ -319,7 +319,7 @@ def _define(client: KapacitorClient, task_id: str, wanted: TaskDefinition, reset
         action = "reset"
     elif changed:
         action = "updated"
-    elif unrecorded:  # as shipped, but defined before tickml recorded its definitions
+    elif unrecorded:  # as shipped, but defined by an earlier tickml (or edited back)
         action = "recorded"
     else:
         action = "restarted" if runs and not state.healthy else "unchanged"
