@@ -1,4 +1,10 @@
-"""Kapacitor's HTTP API: define tickml's tasks idempotently, and keep them running.
+"""Kapacitor's HTTP API: define tickml's tasks without undoing the user's, and keep them running.
+
+Each task tickml defines carries a record of that definition (the var
+`tickml_definition`, a fingerprint of the script, dbrps and vars it sent), kept by
+Kapacitor with the task. A later definition compares the task with that record: a task
+edited since (in Chronograf, say) is left as the user made it, a task still as tickml
+left it follows the shipped script, and a disabled task stays disabled.
 
 Kapacitor never reconnects a socket UDF and never restarts a failed task: when
 the agent restarts or misses a keepalive the task stays enabled but stops
@@ -8,12 +14,15 @@ enable: enabling an enabled task does nothing).
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import re
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
+from enum import StrEnum
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -30,6 +39,11 @@ TASKS: dict[str, str] = {"fraud_scoring": "fraud_scoring.tick",
                          # Kapacitor's own statistics into `_kapacitor` (Stack health).
                          "kapacitor_stats": "kapacitor_stats.tick"}
 SCORING_TASK = "fraud_scoring"
+#: The task var that records the definition tickml last made (see `TaskDefinition`).
+DEFINITION_VAR = "tickml_definition"
+_DEFINITION_NOTE = ("tickml's record of the definition it made; `tickml tasks status` "
+                    "compares the task with it")
+_DBRP_LINE = re.compile(r'^[ \t]*dbrp[ \t]+"([^"]+)"[ \t]*\.[ \t]*"([^"]+)"[ \t]*\n?', re.MULTILINE)
 _THRESHOLD_CALL = re.compile(r"\.threshold\(\s*([^)\s]+)\s*\)")
 #: A logged error is cut to this many characters (InfluxDB echoes whole lines back).
 ERROR_LINE_CHARACTERS = 300
@@ -46,8 +60,14 @@ class TaskState:
     status: str  # "enabled" or "disabled"
     executing: bool
     error: str
-    script: str
+    script: str  # as it was sent, by tickml or anyone else
     vars: dict[str, Any]
+    dbrps: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def recorded(self) -> str | None:
+        """The fingerprint tickml recorded when it defined the task, if it did."""
+        return (self.vars.get(DEFINITION_VAR) or {}).get("value")
 
     @property
     def healthy(self) -> bool:
@@ -77,21 +97,25 @@ class KapacitorClient:
             raise KapacitorError(f"Kapacitor at {self.url} unreachable: {exc}") from exc
 
     def task(self, task_id: str) -> TaskState | None:
-        response = self._call("GET", f"/tasks/{task_id}", params={"dot-view": "labels"})
+        # The raw script is the one sent; the default is Kapacitor's reformatted copy.
+        response = self._call("GET", f"/tasks/{task_id}",
+                              params={"dot-view": "labels", "script-format": "raw"})
         if response.status_code == 404:
             return None
         body = _checked(response, f"read task {task_id}")
         return TaskState(task_id, body["status"], bool(body["executing"]), body.get("error", ""),
-                         body["script"], body.get("vars") or {})
+                         body["script"], body.get("vars") or {},
+                         tuple((d["db"], d["rp"]) for d in body.get("dbrps") or ()))
 
-    def create(self, task_id: str, script: str, variables: Mapping[str, Any]) -> None:
-        # dbrp comes from the script's `dbrp` line; giving it here too is refused.
-        payload = {"id": task_id, "type": "stream", "script": script,
+    def create(self, task_id: str, script: str, variables: Mapping[str, Any],
+               dbrps: Iterable[tuple[str, str]] = ()) -> None:
+        payload = {"id": task_id, "type": "stream", "script": script, "dbrps": _dbrps(dbrps),
                    "vars": dict(variables), "status": "enabled"}
         _checked(self._call("POST", "/tasks", json=payload), f"create task {task_id}")
 
-    def update(self, task_id: str, script: str, variables: Mapping[str, Any]) -> None:
-        payload = {"script": script, "vars": dict(variables)}
+    def update(self, task_id: str, script: str, variables: Mapping[str, Any],
+               dbrps: Iterable[tuple[str, str]] = ()) -> None:
+        payload = {"script": script, "vars": dict(variables), "dbrps": _dbrps(dbrps)}
         _checked(self._call("PATCH", f"/tasks/{task_id}", json=payload), f"update {task_id}")
 
     def set_status(self, task_id: str, status: str) -> None:
@@ -104,6 +128,10 @@ class KapacitorClient:
 
     def close(self) -> None:
         self.session.close()
+
+
+def _dbrps(dbrps: Iterable[tuple[str, str]]) -> list[dict[str, str]]:
+    return [{"db": db, "rp": rp} for db, rp in dbrps]
 
 
 def _checked(response: requests.Response, what: str) -> dict[str, Any]:
@@ -152,19 +180,104 @@ def task_variables(
     return {task_id: task_vars(task_values) for task_id, task_values in values.items()}
 
 
+class Standing(StrEnum):
+    """Where a task stands against the shipped definition and tickml's record of its own."""
+
+    MISSING = "missing"
+    CURRENT = "as shipped"  # tickml's definition of the shipped script
+    OUTDATED = "outdated"  # as tickml defined it, but the shipped script changed since
+    EDITED = "edited"  # changed since tickml defined it (in Chronograf, say)
+    FOREIGN = "not tickml's"  # defined without tickml's record, and not as shipped
+
+
+#: Standings `define_tasks` leaves alone unless told to reset.
+_KEPT = frozenset({Standing.EDITED, Standing.FOREIGN})
+
+
+@dataclass(frozen=True)
+class TaskDefinition:
+    """A task as tickml defines it: a script, the dbrps given apart, the vars.
+
+    Chronograf's editor saves a script together with the task's dbrps, and Kapacitor
+    refuses a script that names them too ("cannot specify dbrp in implicitly and
+    explicitly"), so the `dbrp` lines of a shipped script are sent as the task's dbrps.
+    """
+
+    script: str
+    dbrps: tuple[tuple[str, str], ...]
+    vars: dict[str, dict[str, Any]]
+
+    @classmethod
+    def of(cls, script: str, variables: Mapping[str, Mapping[str, Any]] | None = None,
+           dbrps: Iterable[tuple[str, str]] = ()) -> TaskDefinition:
+        """The definition of `script` with its `dbrp` lines lifted out into the dbrps."""
+        lifted = {(match.group(1), match.group(2)) for match in _DBRP_LINE.finditer(script)}
+        return cls(_DBRP_LINE.sub("", script), tuple(sorted(lifted | set(dbrps))),
+                   {name: dict(spec) for name, spec in (variables or {}).items()
+                    if name != DEFINITION_VAR})
+
+    @classmethod
+    def of_task(cls, state: TaskState) -> TaskDefinition:
+        """What a task in Kapacitor defines, tickml's record aside."""
+        return cls.of(state.script, state.vars, state.dbrps)
+
+    @property
+    def fingerprint(self) -> str:
+        """sha256 of what the definition says: the script's lines (not their layout), the
+        dbrps, and each var's type and value."""
+        content = {"script": _layout_free(self.script), "dbrps": self.dbrps,
+                   "vars": {name: [spec.get("type"), _typed_value(spec)]
+                            for name, spec in self.vars.items()}}
+        return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()
+
+    def recorded_vars(self) -> dict[str, dict[str, Any]]:
+        """The vars to send: the definition's own, and tickml's record of the definition.
+
+        The record is a var because Kapacitor keeps it with the task, through restarts,
+        and Chronograf's editor neither shows nor sends vars, so an edit there leaves it.
+        """
+        return {**self.vars, DEFINITION_VAR: {"type": "string", "value": self.fingerprint,
+                                              "description": _DEFINITION_NOTE}}
+
+
+def standing(state: TaskState | None, wanted: TaskDefinition) -> Standing:
+    """Where a task (None: not defined) stands against the definition tickml would make."""
+    if state is None:
+        return Standing.MISSING
+    current = TaskDefinition.of_task(state).fingerprint
+    if current == wanted.fingerprint:
+        return Standing.CURRENT
+    if current == state.recorded:
+        return Standing.OUTDATED
+    return Standing.EDITED if state.recorded else Standing.FOREIGN
+
+
+def tickml_definitions(
+    settings: Settings, *overrides: Mapping[str, Mapping[str, VarValue]]
+) -> dict[str, TaskDefinition]:
+    """tickml's tasks as the settings' TICKscripts and variables define them, `overrides`
+    on top (see `task_variables`)."""
+    variables = task_variables(settings, *overrides)
+    return {task_id: TaskDefinition.of(script, variables.get(task_id))
+            for task_id, script in read_scripts(settings.kapacitor_scripts).items()}
+
+
 def define_tickml_tasks(
     client: KapacitorClient,
     settings: Settings,
     *overrides: Mapping[str, Mapping[str, VarValue]],
+    reset: bool = False,
+    task_ids: Iterable[str] | None = None,
 ) -> dict[str, str]:
-    """Define tickml's tasks from the settings' TICKscripts and variables, `overrides` on top.
+    """Define tickml's tasks (all, or those in `task_ids`) from the settings, `overrides` on top.
 
     Every caller (`tickml tasks define`, the native stack, the local pipeline of the
     tests and benchmarks) goes through here, so a setting such as TICKML_ALERT_LOG
     means the same everywhere. Returns what `define_tasks` did to each task.
     """
-    return define_tasks(client, read_scripts(settings.kapacitor_scripts),
-                        task_variables(settings, *overrides))
+    definitions = tickml_definitions(settings, *overrides)
+    chosen = definitions if task_ids is None else {t: definitions[t] for t in task_ids}
+    return define_tasks(client, chosen, reset=reset)
 
 
 def read_scripts(scripts_dir: Path) -> dict[str, str]:
@@ -174,41 +287,70 @@ def read_scripts(scripts_dir: Path) -> dict[str, str]:
 
 def define_tasks(
     client: KapacitorClient,
-    scripts: Mapping[str, str],
-    variables: Mapping[str, Mapping[str, Any]] | None = None,
+    definitions: Mapping[str, TaskDefinition],
+    *,
+    reset: bool = False,
 ) -> dict[str, str]:
-    """Create, update or restart each task so it runs the given script; report what changed.
+    """Define each task where it is still tickml's; report what was done to each.
 
-    Running it again with the same scripts changes nothing.
+    A missing task is created, one still as tickml defined it follows a changed
+    definition, and an enabled one that stopped executing is restarted. A task edited
+    since tickml defined it, or never defined by tickml, is kept as it is; a disabled
+    task stays disabled. With `reset`, every task is defined as given and enabled.
+    Running it again changes nothing.
     """
-    actions = {}
-    for task_id, script in scripts.items():
-        wanted_vars = dict((variables or {}).get(task_id, {}))
-        current = client.task(task_id)
-        if current is None:
-            client.create(task_id, script, wanted_vars)
-            actions[task_id] = "created"
-        elif (_layout_free(current.script) != _layout_free(script)
-              or _var_values(current.vars) != _var_values(wanted_vars)):
-            client.update(task_id, script, wanted_vars)
-            client.restart(task_id)
-            actions[task_id] = "updated"
-        elif not current.healthy:
-            client.restart(task_id)
-            actions[task_id] = "restarted"
-        else:
-            actions[task_id] = "unchanged"
-    return actions
+    return {task_id: _define(client, task_id, wanted, reset)
+            for task_id, wanted in definitions.items()}
+
+
+def _define(client: KapacitorClient, task_id: str, wanted: TaskDefinition, reset: bool) -> str:
+    state = client.task(task_id)
+    if state is None:
+        client.create(task_id, wanted.script, wanted.recorded_vars(), wanted.dbrps)
+        return "created"
+    place = standing(state, wanted)
+    if place in _KEPT and not reset:
+        return f"kept ({place})"
+    changed = place is not Standing.CURRENT
+    unrecorded = state.recorded != wanted.fingerprint
+    if changed or unrecorded:
+        client.update(task_id, wanted.script, wanted.recorded_vars(), wanted.dbrps)
+    runs = reset or state.status == "enabled"
+    if runs and (changed or not state.healthy):
+        client.restart(task_id)  # a running task keeps its old definition until restarted
+    if reset and (changed or not state.healthy):
+        action = "reset"
+    elif changed:
+        action = "updated"
+    elif unrecorded:  # as shipped, but defined by an earlier tickml (or edited back)
+        action = "recorded"
+    else:
+        action = "restarted" if runs and not state.healthy else "unchanged"
+    return action if runs else f"{action}, left disabled"
+
+
+def task_standings(
+    client: KapacitorClient, definitions: Mapping[str, TaskDefinition]
+) -> dict[str, tuple[Standing, TaskState | None]]:
+    """Each task's standing against its definition, and its state (None: missing)."""
+    states = {task_id: client.task(task_id) for task_id in definitions}
+    return {task_id: (standing(states[task_id], wanted), states[task_id])
+            for task_id, wanted in definitions.items()}
 
 
 def _layout_free(script: str) -> list[str]:
-    # Kapacitor stores a reformatted script (it puts a blank line between `var`s, for
-    # one), so compare what the lines say, not how they are laid out.
+    # Kapacitor hands back a reformatted script (it puts a blank line between `var`s, for
+    # one), and Chronograf's editor saves that form: compare what the lines say, not
+    # how they are laid out.
     return [line.strip() for line in script.splitlines() if line.strip()]
 
 
-def _var_values(variables: Mapping[str, Any]) -> dict[str, Any]:
-    return {name: spec.get("value") for name, spec in variables.items()}
+def _typed_value(spec: Mapping[str, Any]) -> Any:
+    # Kapacitor hands a float var back as JSON `1` when it is whole.
+    value = spec.get("value")
+    if spec.get("type") == "float" and isinstance(value, int | float):
+        return float(value)
+    return value
 
 
 def scoring_threshold(client: KapacitorClient) -> float | None:

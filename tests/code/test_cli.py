@@ -33,12 +33,20 @@ def run_tickml(*args: str, root: Path, check: bool = True) -> subprocess.Complet
         (("data", "prepare"), ["--rows", "--seed", "--split", "--test-size", "creditcard.csv"]),
         (("train",), ["--seed", "--precision-target", "--promote", "--name"]),
         (("models", "promote"), ["name", "version", "fraud-lgbm"]),
+        (("tasks", "define"), ["--reset", "TASK", "edited"]),
     ],
 )
 def test_help_explains_every_option(tmp_path: Path, command: tuple, expected: list[str]) -> None:
     out = run_tickml(*command, "--help", root=tmp_path).stdout
     for word in expected:
         assert word in out
+
+
+def test_defining_an_unknown_task_names_the_known_ones(tmp_path: Path) -> None:
+    result = run_tickml("tasks", "define", "--reset", "fraud_alert", root=tmp_path, check=False)
+    assert result.returncode == 2
+    assert "unknown task fraud_alert" in result.stderr
+    assert "fraud_scoring, fraud_alerts, kapacitor_stats" in result.stderr
 
 
 def test_prepare_then_train_leaves_a_loadable_production_model(tmp_path: Path) -> None:

@@ -111,7 +111,7 @@ def test_rescore_takes_the_threshold_the_scoring_task_gives_the_agent(
         assert report.rescored == sent and len(rescored) == sent
         assert (rescored[schema.VERDICT] == 1).all(), "rescore flags what the agent would flag"
     finally:
-        stream.pipeline.define_tasks()
+        stream.pipeline.define_tasks(reset=True)  # this test disabled it: enable it again
         assert stream.wait_task_executing("fraud_scoring", timeout=60)
 
 

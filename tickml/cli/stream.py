@@ -62,22 +62,46 @@ def udf(
         raise fail(str(exc)) from None
 
 
-@tasks_app.command("define")
-def tasks_define() -> None:
-    """Create the database, then create or update tickml's tasks (safe to repeat).
+def _task_ids(names: list[str] | None) -> list[str] | None:
+    from tickml.kapacitor import TASKS
 
-    Waits until Kapacitor has subscribed to the database, so the first
-    transactions written afterwards reach the stream task.
+    unknown = [name for name in names or () if name not in TASKS]
+    if unknown:
+        raise typer.BadParameter(f"unknown task {', '.join(unknown)}: tickml's tasks are "
+                                 f"{', '.join(TASKS)}", param_hint="TASK")
+    return names or None
+
+
+TaskNames = Annotated[list[str] | None, typer.Argument(
+    metavar="TASK", help="Only these tasks (default: all of tickml's).", show_default=False)]
+
+
+@tasks_app.command("define")
+def tasks_define(
+    task_names: TaskNames = None,
+    reset: Annotated[bool, typer.Option(
+        "--reset", help="Define the shipped scripts over any edit made since (in Chronograf "
+                        "or the API), and enable the tasks."
+    )] = False,
+) -> None:
+    """Create the database, then define tickml's tasks where they are still tickml's (safe
+    to repeat).
+
+    A missing task is created; one still as tickml defined it follows a changed shipped
+    script. A task edited since tickml defined it is kept, and a disabled task stays
+    disabled, unless --reset. Waits until Kapacitor has subscribed to the database, so
+    the first transactions written afterwards reach the stream task.
     """
     from tickml.influx import SUBSCRIPTION_WAIT_SECONDS, InfluxError, influx_for
     from tickml.kapacitor import KapacitorClient, KapacitorError, define_tickml_tasks
 
+    task_ids = _task_ids(task_names)
     settings = get_settings()
     client = KapacitorClient(settings.kapacitor_url)
     influx = influx_for(settings)
     try:
         influx.create_database()
-        actions = define_tickml_tasks(client, settings)
+        actions = define_tickml_tasks(client, settings, reset=reset, task_ids=task_ids)
         subscribed = influx.wait_for_subscription(timeout=SUBSCRIPTION_WAIT_SECONDS)
     except (KapacitorError, InfluxError, OSError) as exc:
         raise fail(str(exc)) from None
@@ -85,29 +109,61 @@ def tasks_define() -> None:
         influx.close()
     for task_id, action in actions.items():
         typer.echo(f"{task_id}: {action}")
+    if any(action.startswith("kept") for action in actions.values()):
+        typer.echo("tasks edited since tickml defined them are kept as they are; "
+                   "`tickml tasks define --reset TASK` restores the shipped one", err=True)
     if not subscribed:
         typer.echo(f"warning: after {SUBSCRIPTION_WAIT_SECONDS}s Kapacitor has not subscribed "
                    f"to database {settings.influx_db!r}; transactions written before it does "
                    "are scored only by the watchdog's sweep or `tickml rescore`", err=True)
 
 
+#: What `tickml tasks status` says after its table, for each standing it shows.
+STANDING_NOTES = {
+    "missing": "missing: `tickml tasks define` creates it",
+    "outdated": "outdated: as tickml defined it, but the shipped script changed since; "
+                "`tickml tasks define` updates it",
+    "edited": "edited: changed (in Chronograf or the API) since tickml defined it; "
+              "`tickml tasks define` keeps it, `tickml tasks define --reset TASK` restores "
+              "the shipped script",
+    "not tickml's": "not tickml's: defined without tickml's record and unlike the shipped "
+                    "script; kept, unless `tickml tasks define --reset TASK`",
+    "disabled": "disabled: stays disabled (neither `tickml tasks define` nor the watchdog "
+                "enables it); enable it in Chronograf or with `tickml tasks define --reset TASK`",
+}
+
+
 @tasks_app.command("status")
 def tasks_status() -> None:
-    """Show whether each task is enabled and executing, with its error if any."""
-    from tickml.kapacitor import TASKS, KapacitorClient, KapacitorError
+    """Show, per task, how it stands against the shipped script, whether it is enabled and
+    executing, and its error if any."""
+    from rich.console import Console
+    from rich.table import Table
 
-    client = KapacitorClient(get_settings().kapacitor_url)
+    from tickml.kapacitor import KapacitorClient, KapacitorError, task_standings, tickml_definitions
+
+    settings = get_settings()
+    client = KapacitorClient(settings.kapacitor_url)
     try:
-        for task_id in TASKS:
-            state = client.task(task_id)
-            if state is None:
-                typer.echo(f"{task_id}: not defined (run `tickml tasks define`)")
-            else:
-                running = "executing" if state.executing else "NOT executing"
-                typer.echo(f"{task_id}: {state.status}, {running}"
-                           + (f", error: {state.error}" if state.error else ""))
-    except KapacitorError as exc:
+        standings = task_standings(client, tickml_definitions(settings))
+    except (KapacitorError, OSError) as exc:
         raise fail(str(exc)) from None
+    table = Table()
+    for column in ("task", "definition", "status", "executing", "error"):
+        table.add_column(column)
+    shown = set()
+    for task_id, (place, state) in standings.items():
+        shown.add(place.value)
+        if state is None:
+            table.add_row(task_id, place.value, "-", "-", "")
+            continue
+        shown.add(state.status)
+        table.add_row(task_id, place.value, state.status, "yes" if state.executing else "no",
+                      state.error)
+    Console(width=max(100, Console().width)).print(table)
+    for key, note in STANDING_NOTES.items():
+        if key in shown:
+            typer.echo(note)
 
 
 def watchdog(

@@ -106,10 +106,12 @@ class LocalPipeline:
         """Start the agent again on its socket (after it died or was stopped)."""
         self.restart("udf")
 
-    def define_tasks(self, overrides: TaskOverrides | None = None) -> dict[str, str]:
-        """Define tickml's tasks with the pipeline's variables, `overrides` on top."""
+    def define_tasks(self, overrides: TaskOverrides | None = None, *,
+                     reset: bool = False) -> dict[str, str]:
+        """Define tickml's tasks with the pipeline's variables, `overrides` on top
+        (`reset`: over the user's edits, and enabled)."""
         return define_tickml_tasks(self.kapacitor, self.settings, self.task_overrides,
-                                   overrides or {})
+                                   overrides or {}, reset=reset)
 
     def stop(self) -> None:
         """Stop every service, the last started first, and close the clients."""

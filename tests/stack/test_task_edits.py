@@ -1,0 +1,196 @@
+"""Tasks edited or disabled in Chronograf stay so through `tickml tasks define` and `tickml up`.
+
+The native stack runs here as `./up.sh --local` starts it, watchdog included. Edits and
+disables go through Kapacitor's HTTP API in the very requests Chronograf 1.10 makes
+(its `kapacitor/client.go`: `Update` and `updateStatus`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import requests
+
+from tests.conftest import SCRIPTS
+from tests.polling import wait_until
+from tickml.kapacitor import TASKS, KapacitorClient, define_tickml_tasks
+from tickml.stack.native import NativeStack
+from tickml.stack.programs import TICKML
+
+# The stack starts within the first test: on a busy machine that alone takes minutes.
+pytestmark = pytest.mark.timeout(600)
+
+
+def chronograf_save(kapacitor_url: str, task_id: str, edit: Callable[[str], str]) -> str:
+    """Save an edited TICKscript as Chronograf's editor does; return the script saved.
+
+    Chronograf reads the task (its script as Kapacitor formats it), then PATCHes the
+    script with the task's type and dbrps, disabled, and enables it again if it was.
+    """
+    task = requests.get(task_url(kapacitor_url, task_id), timeout=10).json()
+    script = edit(task["script"])
+    saved = chronograf_patch(kapacitor_url, task, script)
+    assert saved.status_code == 200, saved.text
+    if task["status"] == "enabled":
+        requests.patch(task_url(kapacitor_url, task_id), json={"status": "enabled"},
+                       timeout=10).raise_for_status()
+    return script
+
+
+def chronograf_patch(kapacitor_url: str, task: dict, script: str) -> requests.Response:
+    return requests.patch(task_url(kapacitor_url, task["id"]),
+                          json={"script": script, "status": "disabled", "type": task["type"],
+                                "dbrps": task["dbrps"]}, timeout=10)
+
+
+def task_url(kapacitor_url: str, task_id: str) -> str:
+    return f"{kapacitor_url}/kapacitor/v1/tasks/{task_id}"
+
+
+def chronograf_disable(kapacitor_url: str, task_id: str) -> None:
+    response = requests.patch(task_url(kapacitor_url, task_id), json={"status": "disabled"},
+                              timeout=10)
+    response.raise_for_status()
+
+
+def add_comment(text: str) -> Callable[[str], str]:
+    return lambda script: f"{script.rstrip()}\n// {text}\n"
+
+
+def tickml_tasks(*args: str, scripts: Path | None = None) -> str:
+    """Run `tickml tasks ARGS` against the stack (its settings are in the environment)."""
+    env = dict(os.environ)
+    if scripts is not None:
+        env["TICKML_KAPACITOR_SCRIPTS"] = str(scripts)
+    result = subprocess.run([TICKML, "tasks", *args], env=env, capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result.stdout
+
+
+def define_actions(output: str) -> dict[str, str]:
+    """`tickml tasks define`'s report: task id -> what was done."""
+    return dict(line.split(": ", 1) for line in output.splitlines() if ": " in line)
+
+
+def status_rows(output: str) -> dict[str, tuple[str, str, str]]:
+    """`tickml tasks status`'s table: task id -> (definition, status, executing)."""
+    rows = {}
+    for line in output.splitlines():
+        cells = [cell.strip() for cell in line.strip("│ ").split("│")]
+        if cells[0] in TASKS:
+            rows[cells[0]] = (cells[1], cells[2], cells[3])
+    return rows
+
+
+def up_report(stack: NativeStack) -> str:
+    """`tickml up` again, as a second `./up.sh --local` runs it; its task line."""
+    lines: list[str] = []
+    stack.up(report=lines.append)
+    return next(line for line in lines if line.startswith("tasks: "))
+
+
+def restore_shipped(stack: NativeStack) -> None:
+    client = KapacitorClient(stack.settings.kapacitor_url)
+    define_tickml_tasks(client, stack.settings, reset=True)
+    assert wait_until(lambda: all(client.task(t).healthy for t in TASKS), timeout=60)
+
+
+def test_an_edit_and_a_disable_survive_define_a_kapacitor_restart_and_up(
+        native: NativeStack) -> None:
+    url = native.settings.kapacitor_url
+    kapacitor = KapacitorClient(url)
+    try:
+        edited = chronograf_save(url, "fraud_alerts", add_comment("tuned by hand"))
+        chronograf_disable(url, "kapacitor_stats")
+        expected = {"fraud_scoring": "unchanged", "fraud_alerts": "kept (edited)",
+                    "kapacitor_stats": "unchanged, left disabled"}
+        assert define_actions(tickml_tasks("define")) == expected
+
+        native.call("stopProcess", "kapacitord")
+        native.call("startProcess", "kapacitord")
+        assert up_report(native) == ("tasks: fraud_scoring unchanged, fraud_alerts kept "
+                                     "(edited), kapacitor_stats unchanged, left disabled")
+        assert wait_until(lambda: kapacitor.task("fraud_alerts").healthy, timeout=30)
+        time.sleep(2)  # four watchdog checks (TICKML_WATCHDOG_INTERVAL=0.5)
+        assert kapacitor.task("fraud_alerts").script == edited
+        assert kapacitor.task("kapacitor_stats").status == "disabled", \
+            "neither define, up nor the watchdog enables a task the user disabled"
+        assert status_rows(tickml_tasks("status")) == {
+            "fraud_scoring": ("as shipped", "enabled", "yes"),
+            "fraud_alerts": ("edited", "enabled", "yes"),
+            "kapacitor_stats": ("as shipped", "disabled", "no")}
+
+        assert define_actions(tickml_tasks("define", "--reset")) == {
+            "fraud_scoring": "unchanged", "fraud_alerts": "reset", "kapacitor_stats": "reset"}
+        assert wait_until(lambda: all(kapacitor.task(t).healthy for t in TASKS), timeout=30)
+        assert status_rows(tickml_tasks("status")) == dict.fromkeys(
+            TASKS, ("as shipped", "enabled", "yes"))
+        assert "tuned by hand" not in kapacitor.task("fraud_alerts").script
+    finally:
+        restore_shipped(native)
+
+
+def test_a_changed_shipped_script_updates_tasks_the_user_left_and_keeps_the_edited_one(
+        native: NativeStack, tmp_path: Path) -> None:
+    url = native.settings.kapacitor_url
+    kapacitor = KapacitorClient(url)
+    scripts = tmp_path / "scripts"
+    shutil.copytree(SCRIPTS, scripts)
+    for file in TASKS.values():
+        (scripts / file).write_text(add_comment("shipped later")((scripts / file).read_text()))
+    newer = dataclasses.replace(native, settings=dataclasses.replace(
+        native.settings, kapacitor_scripts=scripts))
+    try:
+        chronograf_disable(url, "fraud_alerts")
+        edited = chronograf_save(url, "kapacitor_stats", add_comment("mine"))
+        assert status_rows(tickml_tasks("status", scripts=scripts)) == {
+            "fraud_scoring": ("outdated", "enabled", "yes"),
+            "fraud_alerts": ("outdated", "disabled", "no"),
+            "kapacitor_stats": ("edited", "enabled", "yes")}
+
+        assert up_report(newer) == ("tasks: fraud_scoring updated, fraud_alerts updated, "
+                                    "left disabled, kapacitor_stats kept (edited)")
+        for task_id in ("fraud_scoring", "fraud_alerts"):
+            assert kapacitor.task(task_id).script.endswith("// shipped later\n"), task_id
+        assert kapacitor.task("fraud_alerts").status == "disabled"
+        assert kapacitor.task("kapacitor_stats").script == edited
+        assert wait_until(lambda: kapacitor.task("fraud_scoring").healthy, timeout=30)
+
+        assert define_actions(tickml_tasks("define", "--reset", "kapacitor_stats",
+                                           scripts=scripts)) == {"kapacitor_stats": "reset"}
+        assert status_rows(tickml_tasks("status", scripts=scripts)) == {
+            "fraud_scoring": ("as shipped", "enabled", "yes"),
+            "fraud_alerts": ("as shipped", "disabled", "no"),
+            "kapacitor_stats": ("as shipped", "enabled", "yes")}
+    finally:
+        restore_shipped(native)
+
+
+def test_a_task_defined_before_tickml_kept_a_record_is_recorded_and_then_saves_in_chronograf(
+        native: NativeStack) -> None:
+    url = native.settings.kapacitor_url
+    try:
+        # As earlier tickml versions defined it: the script with its dbrp line, no record.
+        requests.delete(task_url(url, "kapacitor_stats"), timeout=10).raise_for_status()
+        created = requests.post(f"{url}/kapacitor/v1/tasks", timeout=10, json={
+            "id": "kapacitor_stats", "type": "stream", "status": "enabled",
+            "script": (SCRIPTS / "kapacitor_stats.tick").read_text()})
+        created.raise_for_status()
+        refused = chronograf_patch(url, created.json(), created.json()["script"])
+        assert "cannot specify dbrp in implicitly and explicitly" in refused.text
+
+        assert define_actions(tickml_tasks("define", "kapacitor_stats")) == {
+            "kapacitor_stats": "recorded"}
+        chronograf_save(url, "kapacitor_stats", add_comment("mine"))
+        assert define_actions(tickml_tasks("define", "kapacitor_stats")) == {
+            "kapacitor_stats": "kept (edited)"}
+    finally:
+        restore_shipped(native)
