@@ -21,12 +21,16 @@ def sha256_of(path: Path) -> str:
 
 def write_json_atomically(path: Path, payload: dict[str, Any]) -> None:
     """Write JSON so that readers see either the old file or the whole new one."""
+    write_bytes_atomically(path, (json.dumps(payload, indent=2) + "\n").encode())
+
+
+def write_bytes_atomically(path: Path, data: bytes) -> None:
+    """Write `data` so that readers see either the old file or the whole new one."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
-        with os.fdopen(fd, "w") as handle:
-            json.dump(payload, handle, indent=2)
-            handle.write("\n")
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
         os.chmod(tmp, 0o644)  # mkstemp creates 0600; other services read these files

@@ -1,4 +1,4 @@
-"""`tickml bench api`, `abuse` and `pipeline`: figures go to benchmarks/results/."""
+"""`tickml bench api`, `abuse`, `pipeline` and `scoring`: figures go to benchmarks/results/."""
 
 from __future__ import annotations
 
@@ -122,3 +122,47 @@ def bench_pipeline(
     write_results(results, path)
     typer.echo(format_table(results))
     typer.echo(f"written to {path}")
+
+
+@bench_app.command("scoring")
+def bench_scoring(
+    rounds: Annotated[int, typer.Option(
+        min=1, help="Rounds of measurement; each times both paths, one after the other.")] = 3,
+    single_calls: Annotated[int, typer.Option(
+        min=10, help="Single-row calls timed per path and round.")] = 2_000,
+    batch_calls: Annotated[int, typer.Option(
+        min=2, help="Calls with 1,000 rows timed per path and round.")] = 50,
+    models_dir: Annotated[Path | None, typer.Option(
+        help="Registry whose production model is measured (default: TICKML_MODELS_DIR).")
+    ] = None,
+    output: Annotated[Path | None, typer.Option(
+        help="Results file (default: benchmarks/results/scoring.json under TICKML_ROOT).")
+    ] = None,
+) -> None:
+    """Measure in-process scoring: the pipeline against its compiled fast path.
+
+    Builds the production model's fast path, checks it equal to the pipeline on
+    1,000 rows, then times one row (µs) and 1,000 rows (rows/s) through both, in
+    turns, for each round. Prints a table and writes the figures as JSON.
+    """
+    import os
+
+    # Set before LightGBM first loads, as `tickml serve` does: its OpenMP threads
+    # would otherwise spin after each prediction and take the CPU from the next call.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    from tickml.bench.api import write_results
+    from tickml.bench.scoring import format_table, run_scoring_benchmark
+    from tickml.registry import RegistryError
+
+    settings = get_settings()
+    if models_dir is not None:
+        settings = dataclasses.replace(settings, models_dir=models_dir)
+    try:
+        results = run_scoring_benchmark(settings, rounds=rounds, single_calls=single_calls,
+                                        batch_calls=batch_calls)
+    except (RegistryError, ValueError) as exc:
+        raise fail(str(exc)) from None
+    path = output or settings.root / "benchmarks" / "results" / "scoring.json"
+    write_results(results, path)
+    typer.echo(format_table(results))
+    typer.echo(f"wrote {path}", err=True)

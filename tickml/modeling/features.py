@@ -15,7 +15,32 @@ from tickml.schema import as_feature_matrix
 SECONDS_PER_DAY = 86_400.0
 _TIME = schema.FEATURES.index(schema.TIME)
 _AMOUNT = schema.FEATURES.index(schema.AMOUNT)
-_COMPONENTS = [schema.FEATURES.index(c) for c in schema.PCA_COMPONENTS]
+_COMPONENTS = slice(schema.FEATURES.index(schema.PCA_COMPONENTS[0]),
+                    schema.FEATURES.index(schema.PCA_COMPONENTS[-1]) + 1)
+#: Columns of the derived matrix: V1…V28, log_amount, hour_sin, hour_cos.
+DERIVED_WIDTH = len(schema.PCA_COMPONENTS) + 3
+
+
+def derive_features(matrix: np.ndarray) -> np.ndarray:
+    """Schema-order float64 rows (n, 30) → model features (n, 31), in NumPy only.
+
+    Each step writes into one preallocated matrix: on a single row the cost is the
+    number of NumPy calls, so there are as few as the arithmetic allows. The
+    pipeline's `TransactionFeatures` and the fast scoring path both call this.
+    """
+    rows = matrix.shape[0]
+    out = np.empty((rows, DERIVED_WIDTH))
+    components = len(schema.PCA_COMPONENTS)
+    out[:, :components] = matrix[:, _COMPONENTS]
+    amount = out[:, components]
+    np.clip(matrix[:, _AMOUNT], 0, None, out=amount)
+    np.log1p(amount, out=amount)
+    angle = np.remainder(matrix[:, _TIME], SECONDS_PER_DAY)
+    angle *= 2 * np.pi
+    angle /= SECONDS_PER_DAY
+    np.sin(angle, out=out[:, components + 1])
+    np.cos(angle, out=out[:, components + 2])
+    return out
 
 
 class TransactionFeatures(TransformerMixin, BaseEstimator):
@@ -33,14 +58,7 @@ class TransactionFeatures(TransformerMixin, BaseEstimator):
         return self
 
     def transform(self, X):
-        matrix = as_feature_matrix(X)
-        angle = 2 * np.pi * (matrix[:, _TIME] % SECONDS_PER_DAY) / SECONDS_PER_DAY
-        return np.column_stack([
-            matrix[:, _COMPONENTS],
-            np.log1p(np.clip(matrix[:, _AMOUNT], 0, None)),
-            np.sin(angle),
-            np.cos(angle),
-        ])
+        return derive_features(as_feature_matrix(X))
 
     def get_feature_names_out(self, input_features=None) -> np.ndarray:
         return np.array([*schema.PCA_COMPONENTS, "log_amount", "hour_sin", "hour_cos"])
