@@ -56,7 +56,7 @@ def test_every_family_beats_the_dummy_baseline(results, data) -> None:
     fraud_share = data.validation[schema.LABEL].mean()
     assert baseline.average_precision == pytest.approx(fraud_share)
     for name, result in results.items():
-        # Two trials on a tiny subsample leave the MLP weak, but never at the floor.
+        # Two trials on a 1,500-row subsample: a margin over the floor, not a quality bar.
         assert result.best.average_precision > 2 * baseline.average_precision, name
         assert result.best.scores.shape == (len(data.validation),)
 
