@@ -41,13 +41,15 @@ def candidates() -> dict[str, Candidate]:
     return {**singles, **ensemble_models(singles, seed=1)}
 
 
-def test_candidates_cover_bagging_boosting_stacking_and_voting(candidates) -> None:
+def test_candidates_cover_bagging_boosting_stacking_voting_and_blending(candidates) -> None:
     kinds = {name: c.kind for name, c in candidates.items()}
     assert kinds == {"LightGBM": SINGLE, "XGBoost": SINGLE, "HistGradientBoosting": SINGLE,
-                     "bagging (trees)": SINGLE, "stacking": ENSEMBLE, "soft voting": ENSEMBLE}
+                     "bagging (trees)": SINGLE, "stacking": ENSEMBLE, "soft voting": ENSEMBLE,
+                     "blend": ENSEMBLE}
     assert candidates["soft voting"].estimator.get_params()["voting"] == "soft"
-    members = [name for name, _ in candidates["stacking"].estimator.estimators]
-    assert members == ["LightGBM", "XGBoost", "HistGradientBoosting"]
+    for name in ("stacking", "blend"):
+        members = [member for member, _ in candidates[name].estimator.estimators]
+        assert members == ["LightGBM", "XGBoost", "HistGradientBoosting"]
 
 
 def test_ensembles_need_two_boosters() -> None:

@@ -44,6 +44,7 @@ def test_rare_class_scores_names_the_three_metrics() -> None:
 @pytest.mark.parametrize(("name", "kind"), [
     ("none", type(None)), ("random under", "RandomUnderSampler"),
     ("random over", "RandomOverSampler"), ("SMOTE", "SMOTE"), ("ADASYN", "ADASYN"),
+    ("BorderlineSMOTE", "BorderlineSMOTE"),
 ])
 def test_make_resampler(name, kind) -> None:
     resampler = make_resampler(name, 0.2, seed=1)
@@ -65,7 +66,8 @@ def test_make_resampler_refuses(name, ratio, message) -> None:
         make_resampler(name, ratio)
 
 
-@pytest.mark.parametrize("name", ["random under", "random over", "SMOTE", "ADASYN"])
+@pytest.mark.parametrize("name", ["random under", "random over", "SMOTE", "ADASYN",
+                                  "BorderlineSMOTE"])
 def test_resampling_reaches_the_ratio(split, name) -> None:
     fit, _ = split
     before = resampled_counts(None, fit)
@@ -96,3 +98,35 @@ def test_compare_resamplers_is_reproducible(split) -> None:
     first, _ = compare_resamplers(fit, validation, ["SMOTE"], ratio=0.25, params=FAST, seed=5)
     second, _ = compare_resamplers(fit, validation, ["SMOTE"], ratio=0.25, params=FAST, seed=5)
     assert first["average_precision"].iloc[0] == second["average_precision"].iloc[0]
+
+
+def test_variant_counts_has_a_balanced_variant_of_every_resampler(split) -> None:
+    from tickml.modeling.resampling import BALANCED_RATIO, variant_counts
+
+    fit, _ = split
+    table = variant_counts(fit, ratios=(0.25, BALANCED_RATIO), seed=0).set_index("variant")
+    frauds, legit = int(fit[schema.LABEL].sum()), int((fit[schema.LABEL] == 0).sum())
+    assert table.loc["none", ["legit", "fraud"]].tolist() == [legit, frauds]
+    assert len(table) == 1 + 2 * (len(RESAMPLERS) - 1)  # "none" once, the others twice
+    for name in ("random over", "SMOTE", "BorderlineSMOTE"):
+        assert table.loc[f"{name} 1:1", "fraud"] == legit  # fully balanced
+        assert table.loc[f"{name} 1:4", "fraud"] == pytest.approx(legit / 4, rel=0.01)
+    assert table.loc["random under 1:1", "legit"] == frauds
+    assert table.loc["random under 1:1", "fraud_share"] == 0.5
+
+
+def test_plot_variant_counts_draws_one_count_plot_per_variant(split) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from tickml.modeling.resampling import plot_variant_counts, variant_counts
+
+    fit, _ = split
+    table = variant_counts(fit, ["none", "random under", "SMOTE"], ratios=(0.25, 1.0))
+    fig = plot_variant_counts(table, columns=3)
+    shown = [ax for ax in fig.axes if ax.get_visible()]
+    assert [ax.get_title().split(" (")[0] for ax in shown] == table["variant"].tolist()
+    assert all(len(ax.patches) == 2 for ax in shown)  # a legit and a fraud bar
+    plt.close(fig)

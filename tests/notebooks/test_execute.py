@@ -11,12 +11,14 @@ import time
 from pathlib import Path
 
 import nbformat
+import pandas as pd
 import pytest
 import requests
 from nbclient import NotebookClient
 
 from tickml.config import Settings
 from tickml.modeling.ensembles import REGISTRY_NAMES
+from tickml.modeling.zoo import FAMILIES, registered_zoo
 from tickml.registry import ModelRegistry
 
 from .conftest import NOTEBOOKS
@@ -64,8 +66,24 @@ def test_notebook_runs(name: str, notebook_env: dict[str, str], tmp_path: Path) 
     errors = [o for cell in notebook.cells for o in cell.get("outputs", [])
               if o.get("output_type") == "error"]
     assert not errors
+    if name == "03-hyperparameter-optimization":
+        check_the_zoo_is_registered_unpromoted(notebook_env)
     if name == "04-ensembles":
         check_the_api_serves_the_promoted_model(notebook_env)
+
+
+def check_the_zoo_is_registered_unpromoted(env: dict[str, str]) -> None:
+    settings = Settings(root=Path(env["TICKML_ROOT"]))
+    registry = ModelRegistry(settings.models_dir)
+    found = registered_zoo(registry)
+    assert set(found) == set(FAMILIES)
+    assert all(meta["notebook"] == "03-hyperparameter-optimization"
+               for _, meta in found.values())
+    assert registry.production() not in {ref for ref, _ in found.values()}
+    summary = pd.read_csv(settings.models_dir / "model_summary.csv")
+    assert set(summary["model"]) == {*FAMILIES, "DummyClassifier (baseline)"}
+    assert {"average_precision", "roc_auc", "precision", "recall", "f1", "fit_seconds",
+            "predict_us_per_row"} <= set(summary.columns)
 
 
 def check_the_api_serves_the_promoted_model(env: dict[str, str]) -> None:

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 from imblearn.pipeline import Pipeline
 from lightgbm import LGBMClassifier
-from sklearn.base import clone
+from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.ensemble import (
     BaggingClassifier,
     HistGradientBoostingClassifier,
@@ -25,6 +25,8 @@ from sklearn.ensemble import (
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold
 from sklearn.tree import DecisionTreeClassifier
+from sklearn.utils import _safe_indexing
+from sklearn.utils.validation import check_is_fitted
 
 from tickml import schema
 from tickml.modeling.evaluate import (
@@ -45,7 +47,8 @@ BOOSTERS = ("LightGBM", "XGBoost", "HistGradientBoosting")
 #: The registry name each candidate is saved under when it wins.
 REGISTRY_NAMES = {"LightGBM": "fraud-lgbm", "XGBoost": "fraud-xgboost",
                   "HistGradientBoosting": "fraud-hgb", "bagging (trees)": "fraud-bagging",
-                  "stacking": "fraud-stacking", "soft voting": "fraud-voting"}
+                  "stacking": "fraud-stacking", "soft voting": "fraud-voting",
+                  "blend": "fraud-blend"}
 
 
 @dataclass(frozen=True)
@@ -88,23 +91,86 @@ def single_models(*, seed: int = 42, n_jobs: int = 2, n_estimators: int = 300,
 
 
 def ensemble_models(singles: dict[str, Candidate], *, seed: int = 42,
-                    cv_folds: int = 3) -> dict[str, Candidate]:
-    """Stacking and soft voting over the boosters in `singles`.
+                    cv_folds: int = 3, holdout: float = 0.3) -> dict[str, Candidate]:
+    """Stacking, soft voting and a hold-out blend over the boosters in `singles`."""
+    members = {name: singles[name].estimator for name in BOOSTERS if name in singles}
+    return ensembles_of(members, seed=seed, cv_folds=cv_folds, holdout=holdout)
 
-    Stacking fits a logistic regression on the boosters' out-of-fold probabilities
-    (`cv_folds` stratified folds of the training rows); soft voting averages them.
+
+def ensembles_of(members: dict[str, Any], *, seed: int = 42, cv_folds: int = 3,
+                 holdout: float = 0.3) -> dict[str, Candidate]:
+    """Stacking, soft voting and a hold-out blend of `members` (unfitted estimators).
+
+    Stacking fits a logistic regression on the members' out-of-fold probabilities
+    (`cv_folds` stratified folds of the training rows); soft voting averages them;
+    the blend fits the members on the earlier rows and a logistic regression on their
+    probabilities for the last `holdout` share (`HoldoutBlender`).
     """
-    members = [(name, clone(singles[name].estimator)) for name in BOOSTERS if name in singles]
     if len(members) < 2:
-        raise ValueError(f"ensembles need at least two of {BOOSTERS}")
+        raise ValueError(f"ensembles need at least two members, got {sorted(members)}")
+
+    def fresh() -> list[tuple[str, Any]]:
+        return [(name, clone(est)) for name, est in members.items()]
+
     stacking = StackingClassifier(
-        [(name, clone(est)) for name, est in members],
-        final_estimator=LogisticRegression(max_iter=1000),
+        fresh(), final_estimator=LogisticRegression(max_iter=1000),
         cv=StratifiedKFold(cv_folds, shuffle=True, random_state=seed),
         stack_method="predict_proba")
-    voting = VotingClassifier([(name, clone(est)) for name, est in members], voting="soft")
+    voting = VotingClassifier(fresh(), voting="soft")
+    blend = HoldoutBlender(fresh(), holdout=holdout)
     return {"stacking": Candidate(ENSEMBLE, stacking),
-            "soft voting": Candidate(ENSEMBLE, voting)}
+            "soft voting": Candidate(ENSEMBLE, voting),
+            "blend": Candidate(ENSEMBLE, blend)}
+
+
+class HoldoutBlender(ClassifierMixin, BaseEstimator):
+    """Blending: members fitted on the earlier rows, a meta-model on the rest.
+
+    The rows arrive in time order, so the last `holdout` share is later than anything
+    the members saw, as the data it will score is. The meta-model (a logistic
+    regression unless `final_estimator` is given) learns how much to trust each
+    member's probability from those rows. Unlike stacking, every member is fitted
+    once and the meta-model never sees a probability a member gave its own rows.
+
+    Args:
+        estimators: (name, unfitted classifier) pairs, each with `predict_proba`.
+        final_estimator: the meta-model; None for `LogisticRegression(max_iter=1000)`.
+        holdout: share of the (last) rows the meta-model is fitted on.
+    """
+
+    def __init__(self, estimators: list[tuple[str, Any]], final_estimator: Any = None,
+                 holdout: float = 0.3) -> None:
+        self.estimators = estimators
+        self.final_estimator = final_estimator
+        self.holdout = holdout
+
+    def fit(self, X: Any, y: Any) -> HoldoutBlender:
+        if not 0 < self.holdout < 1:
+            raise ValueError(f"holdout must lie in (0, 1), got {self.holdout}")
+        if len(self.estimators) < 1:
+            raise ValueError("a blend needs at least one member")
+        y = np.asarray(y)
+        cut = len(y) - max(1, round(len(y) * self.holdout))
+        if len(np.unique(y[:cut])) < 2 or len(np.unique(y[cut:])) < 2:
+            raise ValueError("both the members' rows and the hold-out rows need both "
+                             "classes; use a larger holdout or more rows")
+        self.classes_ = np.unique(y)
+        head, tail = _safe_indexing(X, slice(0, cut)), _safe_indexing(X, slice(cut, None))
+        self.estimators_ = [clone(est).fit(head, y[:cut]) for _, est in self.estimators]
+        meta = (LogisticRegression(max_iter=1000) if self.final_estimator is None
+                else clone(self.final_estimator))
+        self.final_estimator_ = meta.fit(self._member_probabilities(tail), y[cut:])
+        return self
+
+    def _member_probabilities(self, X: Any) -> np.ndarray:
+        return np.column_stack([est.predict_proba(X)[:, 1] for est in self.estimators_])
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        check_is_fitted(self, "final_estimator_")
+        return self.final_estimator_.predict_proba(self._member_probabilities(X))
+
+    def predict(self, X: Any) -> np.ndarray:
+        return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
 
 
 def as_pipeline(estimator: Any) -> Pipeline:
@@ -203,3 +269,27 @@ def register_final(registry: ModelRegistry, final: FinalModel, *, name: str, see
     if promote:
         registry.promote(ref)
     return ref
+
+
+def plot_confusion_matrices(comparison: Comparison, *, columns: int = 4) -> Any:
+    """A confusion matrix per candidate on validation, at its own best-F1 threshold."""
+    import matplotlib.pyplot as plt
+    from sklearn.metrics import ConfusionMatrixDisplay
+
+    names = comparison.table["model"].tolist()
+    n_rows = -(-len(names) // columns)
+    fig, axes = plt.subplots(n_rows, columns, figsize=(3.3 * columns, 3.1 * n_rows),
+                             squeeze=False)
+    y_val = comparison.y_validation
+    for ax, name in zip(axes.ravel(), names, strict=False):
+        scores = comparison.scores[name]
+        threshold = best_f1_threshold(y_val, scores)
+        ConfusionMatrixDisplay.from_predictions(
+            y_val, (scores >= threshold).astype(int), display_labels=["legit", "fraud"],
+            ax=ax, colorbar=False, cmap="Blues")
+        ax.set_title(f"{name}\n(threshold {threshold:.3f})", fontsize=9)
+        ax.grid(False)
+    for ax in axes.ravel()[len(names):]:
+        ax.set_visible(False)
+    fig.tight_layout()
+    return fig

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from imblearn.over_sampling import ADASYN, SMOTE, RandomOverSampler
+from imblearn.over_sampling import ADASYN, SMOTE, BorderlineSMOTE, RandomOverSampler
 from imblearn.under_sampling import RandomUnderSampler
 
 from tickml import schema
@@ -34,9 +34,14 @@ RESAMPLERS: dict[str, Callable[[float, int], Any]] = {
                                                          random_state=seed),
     "SMOTE": lambda ratio, seed: SMOTE(sampling_strategy=ratio, k_neighbors=5,
                                        random_state=seed),
+    # SMOTE only from frauds near the boundary: those whose neighbours are mostly legit.
+    "BorderlineSMOTE": lambda ratio, seed: BorderlineSMOTE(sampling_strategy=ratio,
+                                                           k_neighbors=5, random_state=seed),
     "ADASYN": lambda ratio, seed: ADASYN(sampling_strategy=ratio, n_neighbors=5,
                                          random_state=seed),
 }
+#: The fully balanced variant (as many frauds as legitimate rows after resampling).
+BALANCED_RATIO = 1.0
 
 
 def make_resampler(name: str, ratio: float = DEFAULT_RATIO, seed: int = 42) -> Any | None:
@@ -101,3 +106,40 @@ def compare_resamplers(
                      "fit_frauds": counts["fraud"], "fit_seconds": seconds})
     table = pd.DataFrame(rows).sort_values("average_precision", ascending=False)
     return table.reset_index(drop=True), scores
+
+
+def variant_counts(frame: pd.DataFrame, names: Sequence[str] = tuple(RESAMPLERS),
+                   ratios: Sequence[float] = (DEFAULT_RATIO, BALANCED_RATIO),
+                   seed: int = 42) -> pd.DataFrame:
+    """Legitimate and fraud rows after each resampler at each ratio ("none" once)."""
+    rows = []
+    for name in names:
+        for ratio in ratios[:1] if name == "none" else ratios:
+            counts = resampled_counts(make_resampler(name, ratio, seed), frame)
+            label = name if name == "none" else f"{name} 1:{1 / ratio:g}"
+            rows.append({"variant": label, "resampler": name,
+                         "ratio": None if name == "none" else ratio, **counts})
+    table = pd.DataFrame(rows)
+    table["fraud_share"] = table["fraud"] / (table["fraud"] + table["legit"])
+    return table
+
+
+def plot_variant_counts(table: pd.DataFrame, *, columns: int = 3) -> Any:
+    """One count plot (legit and fraud bars) per variant of `variant_counts`."""
+    import matplotlib.pyplot as plt
+
+    n_rows = -(-len(table) // columns)
+    fig, axes = plt.subplots(n_rows, columns, figsize=(4 * columns, 2.6 * n_rows),
+                             sharey=True, squeeze=False)
+    for ax, (_, row) in zip(axes.ravel(), table.iterrows(), strict=False):
+        ax.bar(["legit", "fraud"], [row["legit"], row["fraud"]],
+               color=["tab:blue", "crimson"])
+        ax.set_yscale("log")
+        ax.set_title(f"{row['variant']} ({row['fraud_share']:.1%} fraud)", fontsize=9)
+        for i, value in enumerate((row["legit"], row["fraud"])):
+            ax.text(i, value, f"{int(value):,}", ha="center", va="bottom", fontsize=8)
+    for ax in axes.ravel()[len(table):]:
+        ax.set_visible(False)
+    fig.suptitle("Rows the model is fitted on, per resampling variant (log scale)")
+    fig.tight_layout()
+    return fig
