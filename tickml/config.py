@@ -55,6 +55,8 @@ class Settings:
     api_max_body_bytes: int = 16 * 1024 * 1024
     api_reload_interval: float = 2.0
     api_graceful_timeout: int = 10
+    # Origins (comma-separated, or *) whose browser pages may call the API; empty: CORS off.
+    api_cors_origins: str = ""
 
     udf_socket: Path | None = None
     lab_token: str = ""  # JupyterLab access token (`tickml lab`)
