@@ -42,12 +42,16 @@ tick: ## Install influxd (Debian package) and build kapacitord into ~/.cache/tic
 docker: ## Install Docker Engine, build the Compose v2 plugin and the stand-in base into ~/.cache/tickml (once)
 	bash scripts/install-docker.sh
 
+.PHONY: browser
+browser: ## Install Debian's chromium and chromium-driver (the docs page test) and curl (once)
+	bash scripts/install-browser.sh
+
 .PHONY: proto
 proto: $(STAMP) ## Regenerate tickml/udf/udf_pb2.py from tickml/udf/udf.proto
 	cd tickml/udf && ../../$(BIN)/python -m grpc_tools.protoc -I. --python_out=. udf.proto
 
 .PHONY: setup
-setup: $(STAMP) tick docker ## Install everything the tests need (the three parts in parallel)
+setup: $(STAMP) tick docker browser ## Install everything the tests need (the parts in parallel)
 
 .PHONY: test
 test: ## Install what the tests need, lint, and run the whole test suite

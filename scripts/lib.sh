@@ -31,7 +31,8 @@ run_as_root() {
 }
 
 # apt_install PKG...: install the packages that are not installed yet; runs
-# `apt-get update` only when apt does not know one of them.
+# `apt-get update` only when apt does not know one of them. `make setup` runs the
+# install scripts side by side, so apt waits for another's lock instead of failing.
 apt_install() {
     local missing=() p
     for p in "$@"; do
@@ -41,13 +42,13 @@ apt_install() {
     for p in "${missing[@]}"; do
         if ! apt-cache show "$p" >/dev/null 2>&1; then
             log "apt-get update"
-            run_logged apt-get-update run_as_root apt-get update
+            run_logged apt-get-update run_as_root apt-get -o DPkg::Lock::Timeout=600 update
             break
         fi
     done
     log "apt-get install ${missing[*]}"
     run_logged apt-get-install run_as_root env DEBIAN_FRONTEND=noninteractive \
-        apt-get install -y --no-install-recommends "${missing[@]}"
+        apt-get -o DPkg::Lock::Timeout=600 install -y --no-install-recommends "${missing[@]}"
 }
 
 # module_json MODULE@VERSION: download into the module cache, print go's JSON about it.

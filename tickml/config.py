@@ -63,6 +63,8 @@ class Settings:
     api_large_bodies: int = 1
     api_reload_interval: float = 2.0
     api_graceful_timeout: int = 10
+    # Origins (comma-separated, or *) whose browser pages may call the API; empty: CORS off.
+    api_cors_origins: str = ""
 
     udf_socket: Path | None = None
     udf_max_connections: int = 8  # Kapacitor connections the agent serves at once

@@ -1,5 +1,6 @@
 """Property-based fuzzing of the live API from its own OpenAPI document (schemathesis),
-then tables of malformed headers and V2 tensor fields, each answered 4xx naming it.
+then tables of malformed headers and V2 tensor fields, each answered 4xx naming it,
+and of the positional `/predict` form with any JSON values (hypothesis).
 
 Positive and negative cases for every operation: no 5xx, and every status, content type
 and body must be the ones the document declares. The operations are parametrized here,
@@ -9,18 +10,24 @@ whose lazy loader reads a pytest attribute (`Function._nodeid`) that pytest 9 re
 
 from __future__ import annotations
 
+import json
+import math
 import socket
 
 import orjson
 import pytest
 import schemathesis
+from flask.testing import FlaskClient
 from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from schemathesis.generation.modes import GenerationMode
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from tests.api.conftest import MAX_INSTANCES, Server
 from tickml import schema
-from tickml.api import openapi
+from tickml.api import create_app, openapi
+from tickml.api.validation import FLOAT64_LIMIT
+from tickml.config import Settings
 
 DOCUMENT = openapi.document(MAX_INSTANCES)
 OPERATIONS = [(method.upper(), path, mode)
@@ -175,3 +182,51 @@ def test_a_malformed_tensor_field_is_4xx_naming_it(server: Server, path: tuple, 
     status, answer = raw_status(server, infer_head(server, body), body)
     assert 400 <= status < 500, answer
     assert orjson.loads(answer)["details"]["field"] == field, answer
+def test_the_original_calls_are_fuzzed() -> None:
+    fuzzed = {(method, path) for method, path, _ in OPERATIONS}
+    assert {("GET", "/"), ("GET", "/test"), ("POST", "/predict")} <= fuzzed
+    request = DOCUMENT["paths"]["/predict"]["post"]["requestBody"]["content"]
+    assert {"$ref": "#/components/schemas/Positional"} in request["application/json"]["schema"][
+        "oneOf"]
+
+
+@pytest.fixture(scope="module")
+def client(small_project: Settings) -> FlaskClient:
+    return create_app(small_project).test_client()
+
+
+ANY_VALUE = st.one_of(st.floats(), st.integers(min_value=-10 ** 400, max_value=10 ** 400),
+                      st.booleans(), st.none(), st.text(max_size=5),
+                      st.lists(st.floats(), max_size=2))
+
+
+def is_accepted_number(value: object) -> bool:
+    """The documented rule: a JSON number whose float64 is finite and below the limit."""
+    if type(value) not in (int, float):
+        return False
+    try:
+        number = float(value)
+    except OverflowError:
+        return False
+    return math.isfinite(number) and abs(number) < FLOAT64_LIMIT
+
+
+# Any values at all, and full rows of finite numbers (which must all score).
+@given(values=st.one_of(st.lists(ANY_VALUE, max_size=34),
+                        st.lists(st.floats(allow_nan=False, allow_infinity=False),
+                                 min_size=30, max_size=30)))
+@settings(max_examples=150, deadline=None, derandomize=True, database=None,
+          suppress_health_check=list(HealthCheck))
+def test_any_positional_row_is_scored_or_refused_by_column(client: FlaskClient,
+                                                           values: list) -> None:
+    response = client.post("/predict", data=json.dumps({"features": values}),
+                           content_type="application/json")
+    if len(values) == len(schema.FEATURES) and all(map(is_accepted_number, values)):
+        assert response.status_code == 200
+        assert len(response.json["predictions"]) == 1
+    else:
+        assert response.status_code == 400
+        error = response.json["error"]
+        assert error["field"] in ("features", *schema.FEATURES)
+        if error["field"] == "features":
+            assert ", ".join(schema.FEATURES) in error["message"]

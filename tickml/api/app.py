@@ -10,6 +10,7 @@ from typing import Any
 from flask import Flask, Response, g, request
 
 from tickml.api import routes, v2
+from tickml.api.cors import parse_origins, register_cors
 from tickml.api.errors import register_error_handlers
 from tickml.api.holder import ModelHolder
 from tickml.api.limits import register_body_limits
@@ -31,7 +32,8 @@ def create_app(settings: Settings | None = None,
         settings: tickml settings (default: read from `TICKML_*` variables).
         test_config: Flask config overriding the settings-derived values
             (`MAX_CONTENT_LENGTH`, `TICKML_MODELS_DIR`, `TICKML_MAX_INSTANCES`,
-            `TICKML_RELOAD_INTERVAL`, `TICKML_LARGE_BODY_BYTES`, `TICKML_LARGE_BODIES`).
+            `TICKML_RELOAD_INTERVAL`, `TICKML_LARGE_BODY_BYTES`, `TICKML_LARGE_BODIES`,
+            `TICKML_CORS_ORIGINS`).
 
     Returns:
         The Flask application.
@@ -45,6 +47,7 @@ def create_app(settings: Settings | None = None,
         TICKML_RELOAD_INTERVAL=settings.api_reload_interval,
         TICKML_LARGE_BODY_BYTES=settings.api_large_body_bytes,
         TICKML_LARGE_BODIES=settings.api_large_bodies,
+        TICKML_CORS_ORIGINS=settings.api_cors_origins,
     )
     if test_config is not None:
         app.config.from_mapping(test_config)
@@ -61,6 +64,7 @@ def create_app(settings: Settings | None = None,
     register_body_limits(app, int(app.config["TICKML_LARGE_BODY_BYTES"]),
                          int(app.config["TICKML_LARGE_BODIES"]))
     _register_request_metrics(app, metrics)
+    register_cors(app, parse_origins(app.config["TICKML_CORS_ORIGINS"]))
     app.register_blueprint(routes.bp)
     app.register_blueprint(v2.bp)
     return app

@@ -1,17 +1,35 @@
-"""The OpenAPI 3 document of the API, and a docs page rendered from it.
+"""The OpenAPI 3 document of the API, and the interactive docs page that shows it.
 
 Built from the schema module, so the documented transaction is always the one the
-validator checks. Every status a route can answer is listed with its body.
+validator checks. Every status a route can answer is listed with its body, and every
+operation carries request and response examples (`tickml.api.examples`). The docs page
+is Swagger UI from the `flask-swagger-ui` package's bundle, served by the API itself:
+no CDN, so it works offline.
 """
 
 from __future__ import annotations
 
 import html
+from importlib.resources import files
+from pathlib import Path
 from typing import Any
 
 from tickml import __version__, schema
+from tickml.api import examples
 from tickml.api.errors import HTTP_CODES
-from tickml.api.validation import FLOAT64_LIMIT
+from tickml.api.validation import COLUMN_ORDER, FLOAT64_LIMIT, POSITIONAL_KEY
+
+TITLE = "tickml model API"
+SUMMARY = "Scores credit-card transactions with the production fraud model of the tickml registry."
+#: The Swagger UI files the docs page loads, with their media types.
+DOCS_ASSETS = {"swagger-ui-bundle.js": "text/javascript", "swagger-ui.css": "text/css",
+               "favicon-32x32.png": "image/png", "favicon-16x16.png": "image/png"}
+DOCS_ASSET_MAX_AGE = 3600
+#: The group each path is listed under on the docs page (by its first segment).
+TAGS = {"": "tickml", "predict": "tickml", "test": "tickml", "model": "tickml",
+        "health": "operations", "ready": "operations", "metrics": "operations",
+        "openapi.json": "documentation", "docs": "documentation",
+        "v2": "Open Inference Protocol (V2)"}
 
 ERROR_CODES = sorted({*HTTP_CODES.values(), "malformed_json", "missing_field", "invalid_value",
                       "non_finite_value", "too_many_instances", "invalid_shape",
@@ -25,18 +43,43 @@ def document(max_instances: int) -> dict[str, Any]:
     return {
         "openapi": "3.0.3",
         "info": {
-            "title": "tickml model API",
+            "title": TITLE,
             "version": __version__,
             "description": (
-                "Scores credit-card transactions with the production fraud model of the "
-                "tickml registry. `/predict` is tickml's own JSON contract; `/v2/...` is "
-                "the Open Inference Protocol (KServe/Triton V2), including Triton's binary "
-                "tensor extension. Errors on tickml routes are `{\"error\": {message, field, "
-                "index, code}}`; on `/v2` routes `{\"error\": message, \"details\": {...}}`."),
+                f"{SUMMARY} `/predict` is tickml's own JSON contract: transactions by "
+                f"feature name, or positional as `{{\"{POSITIONAL_KEY}\": [...]}}` in the "
+                f"order {COLUMN_ORDER}. `/test` scores a built-in sample transaction. "
+                "`/v2/...` is the Open Inference Protocol (KServe/Triton V2), including "
+                "Triton's binary tensor extension. Errors on tickml routes are "
+                "`{\"error\": {message, field, index, code}}`; on `/v2` routes "
+                "`{\"error\": message, \"details\": {...}}`."),
         },
-        "paths": _paths(),
+        "tags": [{"name": name} for name in dict.fromkeys(TAGS.values())],
+        "paths": annotate(_paths()),
         "components": {"schemas": _schemas(max_instances)},
     }
+
+
+def annotate(paths: dict[str, Any]) -> dict[str, Any]:
+    """Give every operation its tag and its examples (request body, parameters, responses)."""
+    for path, item in paths.items():
+        for parameter in item.get("parameters", []):
+            parameter["example"] = examples.PARAMETERS[parameter["name"]]
+        for method, operation in item.items():
+            if method == "parameters":
+                continue
+            operation["tags"] = [TAGS[path.split("/")[1]]]
+            for parameter in operation.get("parameters", []):
+                parameter["example"] = examples.PARAMETERS[parameter["name"]]
+            for media_type, content in operation.get("requestBody", {}).get("content",
+                                                                             {}).items():
+                content["examples"] = examples.request(method, path, media_type)
+            for status, response in operation["responses"].items():
+                for media_type, content in response["content"].items():
+                    example = examples.response(method, path, int(status), media_type)
+                    if example is not None:
+                        content["example"] = example
+    return paths
 
 
 def _paths() -> dict[str, Any]:
@@ -56,14 +99,31 @@ def _paths() -> dict[str, Any]:
          **_errors(400, 404, 413, 503, v2=True)},
         request={"application/json": _ref("V2InferRequest")})
     return {
+        "/": {"get": _operation(
+            "What this service is",
+            "Name, version, the model served (null while none is loaded), the feature "
+            "order of the positional form, and links to the other routes.",
+            {200: ("The description.", {"application/json": _ref("Service")})})},
         "/predict": {"post": _operation(
             "Score one transaction or a batch",
-            "Features are read by name; extra keys (an id, `Class`) are ignored. A body "
-            "with an `instances` member is a batch; anything else is one transaction. "
-            "Predictions come back in input order; `fraud` is probability >= threshold.",
+            "Features are read by name; extra keys (an id, `Class`) are ignored. A "
+            f"transaction may instead be positional, `{{\"{POSITIONAL_KEY}\": [...]}}` with "
+            f"the values in this order: {COLUMN_ORDER}; a wrong length is a 400 naming the "
+            "columns. A body with an `instances` member is a batch (of either form, mixed "
+            "too); anything else is one transaction. Predictions come back in input order; "
+            "`fraud` is probability >= threshold.",
             {200: ("One prediction per transaction.", {"application/json": _ref("Prediction")}),
              **_errors(400, 413, 415, 503)},
-            request={"application/json": {"oneOf": [_ref("Batch"), _ref("Transaction")]}})},
+            request={"application/json": {"oneOf": [_ref("Batch"), _ref("Transaction"),
+                                                    _ref("Positional")]}})},
+        "/test": {"get": _operation(
+            "Score the built-in sample transaction",
+            "Scores a fixed transaction shipped with tickml (the first fraud of the Kaggle "
+            "file, rounded) and names it, so the API can be tried with no data at hand. "
+            "Not counted in the rows-scored metrics.",
+            {200: ("The sample, the model and its prediction.",
+                   {"application/json": _ref("SampleResult")}),
+             **_errors(503)})},
         "/model": {"get": _operation(
             "The production model's metadata",
             "Name, version, threshold, metrics, columns and the rest of its registry sidecar.",
@@ -88,8 +148,19 @@ def _paths() -> dict[str, Any]:
             "This document", "",
             {200: ("OpenAPI 3 document.", {"application/json": {"type": "object"}})})},
         "/docs": {"get": _operation(
-            "Human-readable documentation", "",
+            "Interactive documentation (Swagger UI)",
+            "Lists every operation of this document and can call them (\"Try it out\").",
             {200: ("HTML page.", {"text/html": {"type": "string"}})})},
+        "/docs/{asset}": {"parameters": [{
+            "name": "asset", "in": "path", "required": True,
+            "description": "A file of the Swagger UI bundle the docs page loads.",
+            "schema": {"type": "string", "enum": list(DOCS_ASSETS)}}],
+            "get": _operation(
+                "A file of the docs page", "Served from the installed Swagger UI bundle.",
+                {200: ("The file.", {
+                    "text/javascript": {"type": "string"}, "text/css": {"type": "string"},
+                    "image/png": {"type": "string", "format": "binary"}}),
+                 404: ("No such file.", {"application/json": _ref("Error")})})},
         "/v2": {"get": _operation(
             "Server metadata (Open Inference Protocol)", "",
             {200: ("Name, version, extensions.", {"application/json": _ref("V2Server")})})},
@@ -172,6 +243,9 @@ def _schemas(max_instances: int) -> dict[str, Any]:
     model_summary = {"type": "object", "required": ["name", "version", "threshold"],
                      "properties": {"name": {"type": "string"}, "version": {"type": "integer"},
                                     "threshold": {"type": "number"}}}
+    prediction = {"type": "object", "required": ["probability", "fraud"],
+                  "properties": {"probability": {"type": "number", "minimum": 0, "maximum": 1},
+                                 "fraud": {"type": "boolean"}}}
     tensor_out = {"type": "object", "required": ["name", "datatype", "shape"], "properties": {
         "name": {"type": "string", "enum": ["probability", "fraud"]},
         "datatype": {"type": "string", "enum": ["FP64", "BOOL"]},
@@ -186,22 +260,53 @@ def _schemas(max_instances: int) -> dict[str, Any]:
                            "are ignored, except `instances`, which makes the body a batch.",
             "required": list(schema.FEATURES),
             "properties": {name: number for name in schema.FEATURES},
+            "not": {"anyOf": [{"required": ["instances"]}, {"required": [POSITIONAL_KEY]}]},
+        },
+        "Positional": {
+            "type": "object",
+            "description": f"One transaction, positional: `{POSITIONAL_KEY}` holds the "
+                           f"{len(schema.FEATURES)} values in this order: {COLUMN_ORDER}. "
+                           "Other keys are ignored, except `instances`.",
+            "required": [POSITIONAL_KEY],
+            "properties": {POSITIONAL_KEY: {
+                "type": "array", "items": number,
+                "minItems": len(schema.FEATURES), "maxItems": len(schema.FEATURES)}},
             "not": {"required": ["instances"]},
         },
         "Batch": {
             "type": "object", "required": ["instances"],
             "properties": {"instances": {"type": "array", "maxItems": max_instances,
-                                         "items": _ref("Transaction")}},
+                                         "items": {"oneOf": [_ref("Transaction"),
+                                                             _ref("Positional")]}}},
+        },
+        "Service": {
+            "type": "object",
+            "required": ["name", "description", "version", "model", "features", "links"],
+            "properties": {
+                "name": {"type": "string"}, "description": {"type": "string"},
+                "version": {"type": "string"},
+                "model": {**model_summary, "nullable": True},
+                "features": {"type": "array", "items": {"type": "string",
+                                                        "enum": list(schema.FEATURES)},
+                             "description": "The order of a positional transaction."},
+                "links": {"type": "object", "required": ["docs", "predict", "v2"],
+                          "additionalProperties": {"type": "string"}}},
+        },
+        "SampleResult": {
+            "type": "object", "required": ["sample", "model", "prediction"],
+            "properties": {
+                "sample": {"type": "object", "required": ["name", "description", "features"],
+                           "properties": {"name": {"type": "string"},
+                                          "description": {"type": "string"},
+                                          "features": _ref("Transaction")}},
+                "model": model_summary,
+                "prediction": prediction},
         },
         "Prediction": {
             "type": "object", "required": ["model", "predictions"],
             "properties": {
                 "model": model_summary,
-                "predictions": {"type": "array", "items": {
-                    "type": "object", "required": ["probability", "fraud"],
-                    "properties": {"probability": {"type": "number", "minimum": 0,
-                                                   "maximum": 1},
-                                   "fraud": {"type": "boolean"}}}}},
+                "predictions": {"type": "array", "items": prediction}},
         },
         "Error": {
             "type": "object", "required": ["error"],
@@ -291,31 +396,30 @@ def _schemas(max_instances: int) -> dict[str, Any]:
     }
 
 
-def render_html(doc: dict[str, Any]) -> str:
-    """A self-contained HTML page listing every operation of `doc` (no CDN needed)."""
-    info = doc["info"]
-    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{_e(info['title'])}"
-             "</title><style>body{font-family:sans-serif;max-width:60em;margin:2em auto}"
-             "code{background:#eee;padding:0 .2em}h2{border-top:1px solid #ccc;"
-             "padding-top:.5em}</style></head><body>",
-             f"<h1>{_e(info['title'])} {_e(info['version'])}</h1>",
-             f"<p>{_e(info['description'])}</p>",
-             "<p>Machine-readable: <a href='/openapi.json'>/openapi.json</a></p>"]
-    for path, item in doc["paths"].items():
-        for method, operation in item.items():
-            if method == "parameters":
-                continue
-            parts.append(f"<h2><code>{method.upper()} {_e(path)}</code> — "
-                         f"{_e(operation['summary'])}</h2>")
-            if operation.get("description"):
-                parts.append(f"<p>{_e(operation['description'])}</p>")
-            parts.append("<ul>" + "".join(
-                f"<li><b>{status}</b> {_e(response['description'])} "
-                f"({_e(', '.join(response['content']))})</li>"
-                for status, response in operation["responses"].items()) + "</ul>")
-    parts.append("</body></html>")
-    return "".join(parts)
+def swagger_ui_dir() -> Path:
+    """The installed Swagger UI bundle (the `flask-swagger-ui` package's `dist`)."""
+    return Path(str(files("flask_swagger_ui") / "dist"))
 
 
-def _e(text: str) -> str:
-    return html.escape(str(text))
+def docs_page() -> str:
+    """The Swagger UI page: it loads the bundle from `/docs/...` and this API's document.
+
+    Paths are relative (the page is `/docs`), so it also works behind a path prefix.
+    `validatorUrl: null` keeps Swagger UI from asking an online validator for a badge.
+    """
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>{html.escape(TITLE)}</title>
+<link rel="stylesheet" href="docs/swagger-ui.css">
+<link rel="icon" type="image/png" href="docs/favicon-32x32.png" sizes="32x32">
+<link rel="icon" type="image/png" href="docs/favicon-16x16.png" sizes="16x16">
+<style>body{{margin:0;background:#fafafa}}</style>
+</head><body><div id="swagger-ui"></div>
+<script src="docs/swagger-ui-bundle.js"></script>
+<script>
+window.ui = SwaggerUIBundle({{
+  url: "openapi.json", dom_id: "#swagger-ui", deepLinking: true,
+  presets: [SwaggerUIBundle.presets.apis], layout: "BaseLayout", validatorUrl: null,
+  displayRequestDuration: true, defaultModelsExpandDepth: 0
+}});
+</script></body></html>
+"""

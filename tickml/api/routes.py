@@ -1,16 +1,41 @@
-"""tickml's own routes: predictions, model metadata, health, metrics and docs."""
+"""tickml's own routes: the service's description, predictions, the built-in sample,
+model metadata, health, metrics and docs."""
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, request
+from typing import Any
 
-from tickml.api import openapi, validation
+import numpy as np
+from flask import Blueprint, Response, request, send_from_directory
+
+from tickml import __version__, schema
+from tickml.api import openapi, sample, validation
 from tickml.api.errors import ApiError, json_response
 from tickml.api.limits import read_body
 from tickml.api.metrics import CONTENT_TYPE
 from tickml.api.state import api_state, require_model
+from tickml.registry import LoadedModel
 
 bp = Blueprint("api", __name__)
+
+#: Where a client goes next, as `GET /` lists it.
+LINKS = {"docs": "/docs", "openapi": "/openapi.json", "predict": "/predict", "test": "/test",
+         "v2": "/v2", "model": "/model", "health": "/health", "ready": "/ready",
+         "metrics": "/metrics"}
+
+
+@bp.get("/")
+def service() -> Response:
+    """What this service is: name, version, the model served, and links to the rest."""
+    model = api_state().holder.current()
+    return json_response({
+        "name": openapi.TITLE,
+        "description": openapi.SUMMARY,
+        "version": __version__,
+        "model": model.summary() if model is not None else None,
+        "features": list(schema.FEATURES),
+        "links": LINKS,
+    })
 
 
 @bp.post("/predict")
@@ -19,13 +44,35 @@ def predict() -> Response:
     require_json_body()
     state = api_state()
     matrix, _ = validation.predict_matrix(read_body(), state.max_instances)
+    model, predictions, frauds = score(matrix)
+    state.metrics.observe_scores(len(predictions), frauds)
+    return json_response({"model": model.summary(), "predictions": predictions})
+
+
+@bp.get("/test")
+def score_sample() -> Response:
+    """Score the built-in sample transaction, and say which it is.
+
+    Not counted in the rows-scored and frauds-flagged metrics: it is no real transaction.
+    """
+    model, (prediction,), _ = score(sample.matrix())
+    return json_response({"sample": sample.describe(), "model": model.summary(),
+                          "prediction": prediction})
+
+
+def score(matrix: np.ndarray) -> tuple[LoadedModel, list[dict[str, Any]], int]:
+    """Score `matrix` with the current model (503 when none is loaded).
+
+    Returns:
+        The model that scored, one `{"probability", "fraud"}` per row in input order,
+        and how many rows it flags as fraud.
+    """
     model = require_model()
     probabilities = model.predict_proba(matrix)
     flags = probabilities >= model.threshold
-    state.metrics.observe_scores(len(flags), int(flags.sum()))
     predictions = [{"probability": p, "fraud": f}
                    for p, f in zip(probabilities.tolist(), flags.tolist(), strict=True)]
-    return json_response({"model": model.summary(), "predictions": predictions})
+    return model, predictions, int(flags.sum())
 
 
 @bp.get("/model")
@@ -64,9 +111,19 @@ def openapi_document() -> Response:
 
 @bp.get("/docs")
 def docs() -> Response:
-    """A human-readable page rendered from the OpenAPI document."""
-    html = openapi.render_html(openapi.document(api_state().max_instances))
-    return Response(html, mimetype="text/html")
+    """The interactive docs page (Swagger UI, served from the installed bundle)."""
+    return Response(openapi.docs_page(), mimetype="text/html")
+
+
+@bp.get("/docs/<asset>")
+def docs_asset(asset: str) -> Response:
+    """A file of the Swagger UI bundle the docs page loads; 404 for any other name."""
+    mimetype = openapi.DOCS_ASSETS.get(asset)
+    if mimetype is None:
+        raise ApiError(404, "not_found", f"no docs asset {asset!r}; the assets are "
+                       f"{', '.join(openapi.DOCS_ASSETS)}")
+    return send_from_directory(openapi.swagger_ui_dir(), asset, mimetype=mimetype,
+                               max_age=openapi.DOCS_ASSET_MAX_AGE)
 
 
 def require_json_body() -> None:

@@ -1,5 +1,8 @@
 """Request bodies → a float64 matrix in schema order, or an `ApiError` naming the problem.
 
+A transaction is an object with the features by name, or the positional form
+`{"features": [...]}` with the values in `FEATURES` order (Time, V1..V28, Amount).
+
 The fast path parses with orjson and builds the matrix with C-level helpers; only when
 it fails does the slow path walk the input to say exactly which field of which item is
 wrong (and to read `NaN`/`Infinity`, which orjson refuses as invalid JSON).
@@ -23,6 +26,10 @@ N_FEATURES = len(FEATURES)
 _ROW = itemgetter(*FEATURES)
 _NUMBER_TYPES = frozenset({int, float})
 _BATCH_KEY = "instances"
+#: The member of a positional transaction: the values in `FEATURES` order.
+POSITIONAL_KEY = "features"
+#: The column order a positional transaction follows, as error messages name it.
+COLUMN_ORDER = ", ".join(FEATURES)
 FLOAT64_LIMIT = schema.FEATURE_LIMIT
 
 
@@ -52,7 +59,8 @@ def predict_matrix(body: bytes, max_instances: int) -> tuple[np.ndarray, bool]:
     payload = parse_json(body)
     if not isinstance(payload, dict):
         raise ApiError(400, "invalid_shape", "the body must be a JSON object: one transaction "
-                       f"or {{\"instances\": [...]}}, not {_json_type(payload)}")
+                       f"(by name, or {{\"{POSITIONAL_KEY}\": [...]}}) or "
+                       f"{{\"instances\": [...]}}, not {_json_type(payload)}")
     if _BATCH_KEY not in payload:
         return rows_to_matrix([payload], batch=False), False
     instances = payload[_BATCH_KEY]
@@ -69,17 +77,73 @@ def rows_to_matrix(rows: list[Any], *, batch: bool) -> np.ndarray:
     """Transaction objects → float64 matrix, or the first problem as an `ApiError`."""
     if not rows:
         return np.empty((0, N_FEATURES))
+    matrix = _positional_matrix(rows) if _is_positional(rows[0]) else _named_matrix(rows)
+    if matrix is not None:
+        return matrix
+    # A bad value, or a batch mixing both forms: one row at a time, naming any problem.
+    return np.array([row_values(row, index if batch else None)
+                     for index, row in enumerate(rows)], dtype=np.float64)
+
+
+def _named_matrix(rows: list[Any]) -> np.ndarray | None:
     try:
-        values = list(chain.from_iterable(map(_ROW, rows)))
-        if set(map(type, values)) <= _NUMBER_TYPES:
-            matrix = np.array(values, dtype=np.float64).reshape(len(rows), N_FEATURES)
-            if (np.abs(matrix) < FLOAT64_LIMIT).all():  # False for NaN too
-                return matrix
-    except (KeyError, TypeError, OverflowError):
-        pass
-    for index, row in enumerate(rows):
-        check_row(row, index if batch else None)
-    raise AssertionError("a row failed the fast path but passed every check")  # unreachable
+        if any(map(_is_positional, rows)):
+            return None
+        return _finite_matrix(list(chain.from_iterable(map(_ROW, rows))), len(rows))
+    except (KeyError, TypeError):
+        return None
+
+
+def _positional_matrix(rows: list[Any]) -> np.ndarray | None:
+    try:
+        lists = [row[POSITIONAL_KEY] for row in rows]
+    except (KeyError, TypeError):
+        return None
+    if not all(type(values) is list and len(values) == N_FEATURES for values in lists):
+        return None
+    return _finite_matrix(list(chain.from_iterable(lists)), len(rows))
+
+
+def _finite_matrix(values: list[Any], n_rows: int) -> np.ndarray | None:
+    """The values as an `n_rows` x features matrix when all are finite numbers, else None."""
+    if not set(map(type, values)) <= _NUMBER_TYPES:
+        return None
+    try:
+        matrix = np.array(values, dtype=np.float64).reshape(n_rows, N_FEATURES)
+    except OverflowError:  # an integer beyond float64
+        return None
+    return matrix if (np.abs(matrix) < FLOAT64_LIMIT).all() else None  # False for NaN too
+
+
+def _is_positional(row: Any) -> bool:
+    return isinstance(row, dict) and POSITIONAL_KEY in row
+
+
+def row_values(row: Any, index: int | None) -> list[float]:
+    """One transaction's features in schema order, or the `ApiError` for its first problem."""
+    if _is_positional(row):
+        return positional_values(row[POSITIONAL_KEY], index)
+    check_row(row, index)
+    return [float(row[name]) for name in FEATURES]
+
+
+def positional_values(values: Any, index: int | None) -> list[float]:
+    """The `features` array of one transaction as floats, or an `ApiError` naming the problem.
+
+    A wrong length names every expected column, in order.
+    """
+    where = f"instances[{index}]." if index is not None else ""
+    label = f"{where}{POSITIONAL_KEY}"
+    if not isinstance(values, list):
+        raise ApiError(400, "invalid_shape", f"{label} must be an array of {N_FEATURES} "
+                       f"numbers ({COLUMN_ORDER}), not {_json_type(values)}",
+                       field=POSITIONAL_KEY, index=index)
+    if len(values) != N_FEATURES:
+        raise ApiError(400, "invalid_shape", f"{label} has {len(values)} values; expected "
+                       f"{N_FEATURES}, in this order: {COLUMN_ORDER}",
+                       field=POSITIONAL_KEY, index=index)
+    return [check_number(value, f"{label}[{position}] ({name})", name, index)
+            for position, (name, value) in enumerate(zip(FEATURES, values, strict=True))]
 
 
 def check_row(row: Any, index: int | None) -> None:
