@@ -69,10 +69,10 @@ def tasks_define() -> None:
     transactions written afterwards reach the stream task.
     """
     from tickml.influx import SUBSCRIPTION_WAIT_SECONDS, InfluxError, influx_for
-    from tickml.kapacitor import KapacitorClient, KapacitorError, define_tickml_tasks
+    from tickml.kapacitor import KapacitorError, define_tickml_tasks, kapacitor_for
 
     settings = get_settings()
-    client = KapacitorClient(settings.kapacitor_url)
+    client = kapacitor_for(settings)
     influx = influx_for(settings)
     try:
         influx.create_database()
@@ -93,9 +93,9 @@ def tasks_define() -> None:
 @tasks_app.command("status")
 def tasks_status() -> None:
     """Show whether each task is enabled and executing, with its error if any."""
-    from tickml.kapacitor import TASKS, KapacitorClient, KapacitorError
+    from tickml.kapacitor import TASKS, KapacitorError, kapacitor_for
 
-    client = KapacitorClient(get_settings().kapacitor_url)
+    client = kapacitor_for(get_settings())
     try:
         for task_id in TASKS:
             state = client.task(task_id)
@@ -127,11 +127,11 @@ def watchdog(
     transactions still unscored a little after they were written, whatever left them
     so, and sweeps early once the scoring task was restarted.
     """
-    from tickml.kapacitor import SCORING_TASK, TASKS, KapacitorClient, watch_tasks
+    from tickml.kapacitor import SCORING_TASK, TASKS, kapacitor_for, watch_tasks
     from tickml.rescore import GapSweeper, rescore_range
 
     settings = get_settings()
-    client = KapacitorClient(settings.kapacitor_url)
+    client = kapacitor_for(settings)
     sweeper = GapSweeper(lambda start, end: rescore_range(settings, start, end),
                          interval=settings.watchdog_sweep_interval,
                          grace=settings.watchdog_sweep_grace)
