@@ -218,3 +218,48 @@ def test_compose_mounts_only_paths_that_exist() -> None:
             source = volume.split(":")[0]
             if source.startswith("./") and source not in GENERATED_BY_UP_SH:
                 assert (ROOT / source).exists(), f"{name} mounts missing {source}"
+
+
+def placeholders(text: str) -> set[str]:
+    """The variables of Chronograf's `{{ .NAME }}` and Grafana's `$NAME` placeholders."""
+    return set(re.findall(r"\{\{\s*\.([A-Z0-9_]+)\s*\}\}", text)) | set(
+        re.findall(r"\$([A-Z][A-Z0-9_]+)", text))
+
+
+def test_grafana_and_chronograf_log_in_with_variables_their_services_set() -> None:
+    datasource = (ROOT / "compose/grafana/provisioning/datasources/influxdb.yaml").read_text()
+    datasource = "\n".join(line.split("#")[0] for line in datasource.splitlines())
+    assert placeholders(datasource) == {"INFLUXDB_READER_USER", "INFLUXDB_READER_PASSWORD"}
+    assert placeholders(datasource) <= set(env_of("grafana"))
+    resources = ROOT / "compose" / "chronograf" / "resources"
+    source = (resources / "tickml.src").read_text()
+    kapacitor = (resources / "tickml.kap").read_text()
+    assert placeholders(source) == {"INFLUXDB_READER_USER", "INFLUXDB_READER_PASSWORD"}
+    assert placeholders(kapacitor) == {"KAPACITOR_TICKML_USER", "KAPACITOR_TICKML_PASSWORD"}
+    assert placeholders(source + kapacitor) <= set(env_of("chronograf"))
+
+
+def test_chronograf_asks_for_a_login() -> None:
+    chronograf = SERVICES["chronograf"]
+    assert env_of("chronograf")["HTPASSWD"] == "/etc/chronograf/htpasswd"
+    assert "./.chronograf.htpasswd:/etc/chronograf/htpasswd:ro" in chronograf["volumes"]
+    assert chronograf["ports"][0].startswith("${BIND_ADDRESS:-127.0.0.1}:")
+    assert ".chronograf.htpasswd" in (ROOT / ".gitignore").read_text().split()
+
+
+def test_up_sh_writes_an_htpasswd_chronograf_accepts(tmp_path: Path) -> None:
+    """The entry ./up.sh writes is Apache MD5, which Chronograf's htpasswd reader checks."""
+    script = (ROOT / "up.sh").read_text()
+    function = script[script.index("write_htpasswd() {"):]
+    function = function[:function.index("\n}\n") + 3]
+    result = subprocess.run(
+        ["bash", "-c", f"set -euo pipefail\ndie() {{ exit 1; }}\n{function}\nwrite_htpasswd"],
+        cwd=tmp_path, env={"PATH": "/usr/bin:/bin", "CHRONOGRAF_USER": "admin",
+                           "CHRONOGRAF_PASSWORD": "s3cretPassw0rd"},
+        capture_output=True, text=True, timeout=30)
+    assert result.returncode == 0, result.stderr
+    user, hashed = (tmp_path / ".chronograf.htpasswd").read_text().strip().split(":", 1)
+    salt = hashed.split("$")[2]
+    again = subprocess.run(["openssl", "passwd", "-apr1", "-salt", salt, "-stdin"],
+                           input="s3cretPassw0rd\n", capture_output=True, text=True, timeout=30)
+    assert (user, hashed.startswith("$apr1$"), again.stdout.strip()) == ("admin", True, hashed)
