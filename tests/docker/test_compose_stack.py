@@ -111,7 +111,8 @@ def test_an_unauthenticated_write_or_create_database_is_refused(stack: ComposeSt
 
 def test_each_influxdb_login_has_only_its_privileges(stack: ComposeStack) -> None:
     reader, generator = stack.influx("INFLUXDB_READER"), stack.influx("INFLUXDB_GENERATOR")
-    assert reader.count(schema.TRANSACTIONS, schema.AMOUNT) > 0  # Grafana's and Chronograf's
+    # Grafana's and Chronograf's login reads what the generator wrote.
+    assert wait_until(lambda: reader.count(schema.TRANSACTIONS, schema.AMOUNT) > 0, 60)
     for database in ("_kapacitor", "chronograf"):
         reader.query(f'SHOW MEASUREMENTS ON "{database}"')
     with pytest.raises(InfluxError, match=r"refused \(403\)"):
