@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.polling import wait_until
-from tickml.kapacitor import KapacitorClient
+from tickml.kapacitor import kapacitor_for
 from tickml.stack.native import NativeStack
 from tickml.stack.programs import TICKML
 
@@ -51,7 +51,7 @@ def scored_count(stack: NativeStack) -> int:
 
 def test_the_alert_log_setting_reaches_the_alert_task(native: NativeStack) -> None:
     alert_log = Path(native.settings.alert_log)
-    state = KapacitorClient(native.settings.kapacitor_url).task("fraud_alerts")
+    state = kapacitor_for(native.service_settings).task("fraud_alerts")
     assert state is not None and state.vars["alert_log"]["value"] == str(alert_log)
     assert wait_until(lambda: alert_log.is_file() and alert_log.stat().st_size > 0,
                       timeout=90), "frauds are logged where TICKML_ALERT_LOG says"
