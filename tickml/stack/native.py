@@ -124,11 +124,10 @@ logfile = {self.logs / 'supervisord.log'}
 pidfile = {self.run_dir / 'supervisord.pid'}
 childlogdir = {self.logs}
 directory = {self.settings.root}
+environment = {self._login_environment()}
 
 [rpcinterface:supervisor]
 supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface
-
-environment = {self._login_environment()}
 
 [supervisorctl]
 serverurl = unix://{self.control_socket}
