@@ -17,7 +17,7 @@ import pytest
 from tests.polling import wait_until
 from tickml.kapacitor import kapacitor_for
 from tickml.stack.native import NativeStack
-from tickml.stack.programs import TICKML
+from tickml.stack.programs import TICKML, tickml_env
 
 from .conftest import counts, influx_of, wait_until_settled
 
@@ -25,8 +25,9 @@ pytestmark = pytest.mark.timeout(300)
 
 
 def run_rescore(stack: NativeStack) -> str:
+    env = {**os.environ, **tickml_env(stack.service_settings)}  # its logins, as up.sh gives
     result = subprocess.run([TICKML, "rescore", "--since", "30m"], capture_output=True,
-                            text=True, timeout=120)
+                            text=True, timeout=120, env=env)
     assert result.returncode == 0, result.stdout + result.stderr
     return result.stdout
 
