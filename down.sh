@@ -37,9 +37,17 @@ stop_docker() {
     [ "$wipe" = 1 ] && args+=(--volumes)
     step "stopping the Docker Compose stack"
     [ "$wipe" = 1 ] && step "deleting its volumes: InfluxDB, Kapacitor, Grafana, Chronograf"
-    # down needs no secrets, but compose checks every required variable of the file.
-    JUPYTER_TOKEN="${JUPYTER_TOKEN:-unused}" GRAFANA_ADMIN_PASSWORD="${GRAFANA_ADMIN_PASSWORD:-unused}" \
-        docker compose --profile dashboards "${args[@]}"
+    # down needs no secrets, but compose checks every required variable of the file
+    # (.env, when it exists, sets them all).
+    local name
+    for name in JUPYTER_TOKEN GRAFANA_ADMIN_PASSWORD INFLUXDB_ADMIN_USER INFLUXDB_ADMIN_PASSWORD \
+                INFLUXDB_TICKML_USER INFLUXDB_TICKML_PASSWORD INFLUXDB_GENERATOR_USER \
+                INFLUXDB_GENERATOR_PASSWORD INFLUXDB_READER_USER INFLUXDB_READER_PASSWORD \
+                KAPACITOR_ADMIN_USER KAPACITOR_ADMIN_PASSWORD KAPACITOR_TICKML_USER \
+                KAPACITOR_TICKML_PASSWORD; do
+        [ -n "${!name:-}" ] || export "$name=unused"
+    done
+    docker compose --profile dashboards "${args[@]}"
 }
 
 stop_native

@@ -47,16 +47,50 @@ new_secret() {
     printf '%s\n' "$secret"
 }
 
+# The secrets .env must hold: each is change-me in .env.example, generated here.
+SECRETS=(GRAFANA_ADMIN_PASSWORD JUPYTER_TOKEN
+         INFLUXDB_ADMIN_PASSWORD INFLUXDB_TICKML_PASSWORD INFLUXDB_GENERATOR_PASSWORD
+         INFLUXDB_READER_PASSWORD KAPACITOR_ADMIN_PASSWORD KAPACITOR_TICKML_PASSWORD
+         CHRONOGRAF_PASSWORD)
+
+# with_secrets: .env.example's lines on stdin, each change-me secret freshly generated.
+with_secrets() {
+    local name line
+    while IFS= read -r line || [ -n "$line" ]; do
+        for name in "${SECRETS[@]}"; do
+            [ "$line" = "$name=change-me" ] && line="$name=$(new_secret)"
+        done
+        printf '%s\n' "$line"
+    done
+}
+
 create_env() {
-    [ -f .env ] && return 0
+    if [ -f .env ]; then
+        add_missing_variables
+        return 0
+    fi
     step "creating .env with fresh secrets"
-    local tmp grafana jupyter
-    grafana="$(new_secret)"
-    jupyter="$(new_secret)"
+    local tmp
     tmp="$(umask 077 && mktemp .env.XXXXXX)"  # private from its first byte
-    sed -e "s/^GRAFANA_ADMIN_PASSWORD=change-me$/GRAFANA_ADMIN_PASSWORD=$grafana/" \
-        -e "s/^JUPYTER_TOKEN=change-me$/JUPYTER_TOKEN=$jupyter/" .env.example > "$tmp"
+    with_secrets < .env.example > "$tmp"
     mv "$tmp" .env
+}
+
+# add_missing_variables: an older .env gains the variables (logins) added since.
+add_missing_variables() {
+    local line key missing=()
+    local -A present=()
+    while IFS= read -r line || [ -n "$line" ]; do
+        [[ "$line" =~ ^([A-Za-z_][A-Za-z0-9_]*)= ]] && present["${BASH_REMATCH[1]}"]=1
+    done < .env
+    while IFS= read -r line || [ -n "$line" ]; do
+        [[ "$line" =~ ^([A-Za-z_][A-Za-z0-9_]*)= ]] || continue
+        key="${BASH_REMATCH[1]}"
+        [ -n "${present[$key]:-}" ] || missing+=("$line")
+    done < .env.example
+    [ "${#missing[@]}" -eq 0 ] && return 0
+    step "adding to .env: ${missing[*]%%=*}"
+    printf '%s\n' "${missing[@]}" | with_secrets >> .env
 }
 
 # load_env: export .env's KEY=VALUE lines, except keys already set by the caller.
@@ -73,7 +107,7 @@ load_env() {
 
 check_secrets() {
     local name
-    for name in GRAFANA_ADMIN_PASSWORD JUPYTER_TOKEN; do
+    for name in "${SECRETS[@]}"; do
         case "${!name:-}" in
             ""|change-me) die "$name in .env is '${!name:-}': set a secret there, or delete .env and run ./up.sh again to generate one" ;;
         esac
@@ -107,12 +141,29 @@ check_docker_versions() {
         || die "Docker Compose $compose is too old: install Compose $MIN_COMPOSE or newer, or run ./up.sh --local"
 }
 
+# write_htpasswd: Chronograf's login (HTTP basic) from CHRONOGRAF_USER/_PASSWORD, as an
+# Apache MD5 hash; the password goes to openssl on stdin, never in an argument.
+write_htpasswd() {
+    command -v openssl >/dev/null 2>&1 \
+        || die "openssl is missing (apt-get install openssl): it hashes Chronograf's password"
+    local hash tmp
+    hash="$(printf '%s\n' "$CHRONOGRAF_PASSWORD" | openssl passwd -apr1 -stdin)" \
+        || die "openssl could not hash CHRONOGRAF_PASSWORD"
+    tmp="$(mktemp .chronograf.htpasswd.XXXXXX)"
+    printf '%s:%s\n' "$CHRONOGRAF_USER" "$hash" > "$tmp"
+    chmod 644 "$tmp"  # a hash only; Chronograf's own user must read it
+    mv "$tmp" .chronograf.htpasswd
+}
+
 up_docker() {
     check_docker_versions
     # Containers run as you, so data/, models/ and notebooks/ stay yours.
     export HOST_UID="${HOST_UID:-$(id -u)}" HOST_GID="${HOST_GID:-$(id -g)}"
     local profiles=()
-    [ "$dashboards" = 1 ] && profiles=(--profile dashboards)
+    if [ "$dashboards" = 1 ]; then
+        profiles=(--profile dashboards)
+        write_htpasswd
+    fi
     step "starting the stack with Docker Compose (images build on the first run)"
     docker compose "${profiles[@]}" up --detach --build --wait --remove-orphans \
         || die "a service did not become healthy; read: docker compose logs"
@@ -131,12 +182,16 @@ up_local() {
     export TICKML_API_BIND="127.0.0.1:${API_PORT}"
     export TICKML_API_URL="http://127.0.0.1:${API_PORT}"
     export TICKML_LAB_TOKEN="${JUPYTER_TOKEN}"
+    # Every native tickml service logs in as tickml (read/write `fraud`, the task API).
+    export TICKML_INFLUX_USER="${INFLUXDB_TICKML_USER}" TICKML_INFLUX_PASSWORD="${INFLUXDB_TICKML_PASSWORD}"
+    export TICKML_KAPACITOR_USER="${KAPACITOR_TICKML_USER}" TICKML_KAPACITOR_PASSWORD="${KAPACITOR_TICKML_PASSWORD}"
     step "starting the native stack (logs in run/logs/)"
     # shellcheck disable=SC2086
     .venv/bin/tickml up --rate "${GENERATOR_RATE}" --fraud-share "${GENERATOR_FRAUD_SHARE}" \
         ${TICKML_DEMO_ROWS:+--rows "$TICKML_DEMO_ROWS"} $jupyter_flag \
         || die "the native stack did not come up; read the log named above"
     echo "Grafana and Chronograf run only with Docker; the native stack has none."
+    echo "InfluxDB and Kapacitor logins: INFLUXDB_ADMIN_* and KAPACITOR_ADMIN_* in .env"
     [ -n "$jupyter_flag" ] && echo "Jupyter token: ${JUPYTER_TOKEN}"
     return 0
 }
@@ -144,12 +199,13 @@ up_local() {
 print_urls() {
     if [ "$dashboards" = 1 ]; then
         echo "Grafana     http://${BIND_ADDRESS}:${GRAFANA_PORT}   (user ${GRAFANA_ADMIN_USER}, password in .env)"
-        echo "Chronograf  http://${BIND_ADDRESS}:${CHRONOGRAF_PORT}"
+        echo "Chronograf  http://${BIND_ADDRESS}:${CHRONOGRAF_PORT}   (user ${CHRONOGRAF_USER}, password in .env)"
     fi
     cat <<TXT
 model API   http://${BIND_ADDRESS}:${API_PORT}/docs
 JupyterLab  http://${BIND_ADDRESS}:${JUPYTER_PORT}/lab   (token: JUPYTER_TOKEN in .env)
-InfluxDB    http://${BIND_ADDRESS}:${INFLUXDB_PORT}   Kapacitor http://${BIND_ADDRESS}:${KAPACITOR_PORT}
+InfluxDB    http://${BIND_ADDRESS}:${INFLUXDB_PORT}   (user ${INFLUXDB_ADMIN_USER}, password in .env)
+Kapacitor   http://${BIND_ADDRESS}:${KAPACITOR_PORT}   (user ${KAPACITOR_ADMIN_USER}, password in .env)
 TXT
 }
 

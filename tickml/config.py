@@ -35,9 +35,12 @@ class Settings:
 
     influx_url: str = "http://127.0.0.1:8086"
     influx_db: str = "fraud"
+    # This process's own logins (the stacks run with authentication on).
     influx_user: str = ""
     influx_password: str = ""
     kapacitor_url: str = "http://127.0.0.1:9092"
+    kapacitor_user: str = ""
+    kapacitor_password: str = ""
     kapacitor_scripts: Path | None = None  # folder of the TICKscripts
     alert_log: str = ""  # where fraud_alerts logs; empty keeps the TICKscript's default
     watchdog_interval: float = 2.0

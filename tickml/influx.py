@@ -129,9 +129,58 @@ class InfluxClient:
         except requests.RequestException:
             return False
 
-    def create_database(self) -> None:
-        """Create the database; InfluxDB 1.x makes this a no-op when it exists."""
-        self.query(f'CREATE DATABASE "{self.database}"', method="POST")
+    def create_database(self, name: str | None = None) -> None:
+        """Create a database (this client's by default); a no-op when it exists.
+
+        With authentication on, only an admin may: InfluxDB answers 403.
+        """
+        self.query(f'CREATE DATABASE "{_identifier(name or self.database)}"', method="POST")
+
+    def users(self) -> dict[str, bool]:
+        """Every InfluxDB user and whether it is an admin (an admin's query)."""
+        return {row["user"]: bool(row["admin"]) for row in self.records("SHOW USERS")}
+
+    def put_user(self, name: str, password: str, grants: Mapping[str, str] | None = None,
+                 *, admin: bool = False) -> None:
+        """Create user `name` or set its password; then give it exactly `grants`.
+
+        Args:
+            grants: database -> READ, WRITE or ALL; every other privilege is revoked.
+            admin: an admin has every privilege on every database.
+        """
+        user, secret = _identifier(name), _string(password)
+        if name in self.users():
+            self.query(f"SET PASSWORD FOR \"{user}\" = '{secret}'", method="POST")
+        else:
+            self.query(f"CREATE USER \"{user}\" WITH PASSWORD '{secret}'", method="POST")
+        if admin:
+            self.query(f'GRANT ALL PRIVILEGES TO "{user}"', method="POST")
+            return
+        self.query(f'REVOKE ALL PRIVILEGES FROM "{user}"', method="POST")
+        for database, privilege in (grants or {}).items():
+            if privilege not in ("READ", "WRITE", "ALL"):
+                raise ValueError(f"unknown privilege {privilege!r} for {name} on {database}")
+            self.query(f'GRANT {privilege} ON "{_identifier(database)}" TO "{user}"',
+                       method="POST")
+
+    def create_first_admin(self, name: str, password: str) -> bool:
+        """Create the first admin of a server that has no user yet.
+
+        InfluxDB accepts this one statement without a login while it has no user;
+        returns False when it already has users (the login then decides).
+        """
+        anonymous = InfluxClient(self.url, self.database, timeout=self.timeout)
+        statement = (f"CREATE USER \"{_identifier(name)}\" WITH PASSWORD "
+                     f"'{_string(password)}' WITH ALL PRIVILEGES")
+        try:
+            anonymous.query(statement, method="POST")
+        except InfluxError as exc:
+            if "unable to parse authentication credentials" in str(exc):
+                return False  # users exist already
+            raise
+        finally:
+            anonymous.close()
+        return True
 
     def subscriptions(self) -> list[dict[str, Any]]:
         """The subscriptions on this database (Kapacitor's among them, once it synced)."""
@@ -202,6 +251,20 @@ class InfluxClient:
 
     def close(self) -> None:
         self.session.close()
+
+
+def _identifier(name: str) -> str:
+    """`name` for use inside double quotes in InfluxQL."""
+    if not name or '"' in name or "\\" in name or "\n" in name:
+        raise ValueError(f"{name!r} cannot be an InfluxDB name (empty, or a quote or backslash)")
+    return name
+
+
+def _string(text: str) -> str:
+    """`text` for use inside single quotes in InfluxQL."""
+    if not text or "'" in text or "\\" in text or "\n" in text:
+        raise ValueError("an InfluxDB password must be non-empty, without quotes or backslashes")
+    return text
 
 
 def influx_for(settings: Settings) -> InfluxClient:

@@ -75,19 +75,48 @@ class TaskState:
 
 
 class KapacitorClient:
-    """The task endpoints of one kapacitord."""
+    """The task and user endpoints of one kapacitord, logged in as `username` if given.
 
-    def __init__(self, url: str, timeout: float = 10.0) -> None:
+    With `[http] auth-enabled` every endpoint, `/ping` included, answers 401 to a
+    request without valid credentials.
+    """
+
+    def __init__(self, url: str, timeout: float = 10.0, *, username: str = "",
+                 password: str = "") -> None:
         self.url = url.rstrip("/")
         self.timeout = timeout
         self.session = requests.Session()
+        if username:
+            self.session.auth = (username, password)
 
     def ping(self) -> bool:
+        """True when kapacitord answers and accepts this client's login."""
         try:
             response = self.session.get(f"{self.url}/kapacitor/v1/ping", timeout=2)
         except requests.RequestException:
             return False
         return response.status_code == 204
+
+    def task_ids(self) -> list[str]:
+        """The ids of every task Kapacitor holds."""
+        body = _checked(self._call("GET", "/tasks", params={"fields": "id"}), "list tasks")
+        return [task["id"] for task in body.get("tasks", [])]
+
+    def users(self) -> dict[str, dict[str, Any]]:
+        """Kapacitor's own users by name (subscription users are not listed)."""
+        body = _checked(self._call("GET", "/users"), "list users")
+        return {user["name"]: user for user in body.get("users", [])}
+
+    def put_user(self, name: str, password: str, *, admin: bool = False,
+                 permissions: tuple[str, ...] = ()) -> None:
+        """Create user `name`, or set its password, type and permissions if it exists."""
+        fields = {"password": password, "type": "admin" if admin else "normal",
+                  "permissions": list(permissions)}
+        if name in self.users():
+            _checked(self._call("PATCH", f"/users/{name}", json=fields), f"update user {name}")
+        else:
+            _checked(self._call("POST", "/users", json={"name": name, **fields}),
+                     f"create user {name}")
 
     def _call(self, method: str, path: str, **kwargs: Any) -> requests.Response:
         try:
@@ -132,6 +161,12 @@ class KapacitorClient:
 
 def _dbrps(dbrps: Iterable[tuple[str, str]]) -> list[dict[str, str]]:
     return [{"db": db, "rp": rp} for db, rp in dbrps]
+
+
+def kapacitor_for(settings: Settings) -> KapacitorClient:
+    """A client for the settings' Kapacitor, logged in with the settings' credentials."""
+    return KapacitorClient(settings.kapacitor_url, username=settings.kapacitor_user,
+                           password=settings.kapacitor_password)
 
 
 def _checked(response: requests.Response, what: str) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from typing import Any
 from tickml import schema
 from tickml.config import Settings
 from tickml.influx import InfluxClient, WriteRefused, influx_for, to_line
-from tickml.kapacitor import KapacitorClient, KapacitorError, error_line, scoring_threshold
+from tickml.kapacitor import KapacitorError, error_line, kapacitor_for, scoring_threshold
 from tickml.udf.client import PredictClient, Score, Unscored, score_rows
 
 log = logging.getLogger(__name__)
@@ -198,7 +198,7 @@ def task_threshold(settings: Settings) -> float | None:
     Kapacitor may be the very service that was down: then the model's threshold is
     used, with a warning.
     """
-    kapacitor = KapacitorClient(settings.kapacitor_url)
+    kapacitor = kapacitor_for(settings)
     try:
         return scoring_threshold(kapacitor)
     except (KapacitorError, ValueError) as exc:

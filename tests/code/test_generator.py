@@ -13,6 +13,7 @@ from tickml.generator import Publisher, PublishOptions, TransactionSampler, tran
 from tickml.influx import InfluxClient, to_line
 from tickml.stack.programs import free_port
 from tickml.stack.services import start_influxd
+from tickml.stack.users import Login
 
 
 @pytest.fixture(scope="module")
@@ -80,9 +81,10 @@ def test_a_rate_must_be_positive(rows, rate: float) -> None:
 
 @pytest.mark.integration
 def test_the_generator_creates_its_database_on_a_fresh_influxdb(rows, tmp_path) -> None:
-    influxd, config = start_influxd(tmp_path)
+    admin = Login("admin", "admin-secret")  # only an admin may create a database
+    influxd, config = start_influxd(tmp_path, admin)
     try:
-        influx = InfluxClient(config.url, "fraud")
+        influx = InfluxClient(config.url, "fraud", username=admin.user, password=admin.password)
         assert "fraud" not in {row["name"] for row in influx.records("SHOW DATABASES")}
         options = PublishOptions(rate=1_000, count=30, flush_interval=0.01)
         report = Publisher(influx, rows, options).run()

@@ -85,10 +85,14 @@ def write_run(influx: InfluxClient, rows: pd.DataFrame) -> int:
 def dashboard_run(small_project: Settings, tmp_path_factory: pytest.TempPathFactory
                   ) -> Iterator[DashboardRun]:
     with local_pipeline(small_project, tmp_path_factory.mktemp("dashboards")) as pipeline:
-        influx, kapacitord = pipeline.influx, pipeline.kapacitord
+        kapacitord = pipeline.kapacitord
         start_ms = int(time.time() * 1000)
         rows = run_rows(load_split(small_project, "test"))
-        sent = write_run(influx, rows)
+        sent = write_run(pipeline.influx, rows)
+        # The dashboards query with Grafana's and Chronograf's read-only login.
+        reader = pipeline.logins.influx_reader
+        influx = InfluxClient(pipeline.settings.influx_url, "fraud", username=reader.user,
+                              password=reader.password)
         run = DashboardRun(influx, pipeline.kapacitor, start_ms, sent,
                            int(rows["Class"].sum()), pipeline.alert_log)
         if not wait_until(lambda: run.count('SELECT count("scored") FROM "scored"') >= sent, 60):

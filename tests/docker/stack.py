@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[2]
 #: A project name of its own, so the tests never touch a user's `tickml` stack.
 PROJECT = "tickml-e2e"
 #: Services that run once and exit 0; every other one keeps running.
-ONE_SHOT = {"trainer", "tasks"}
+ONE_SHOT = {"users", "trainer", "tasks"}
 PORT_VARIABLES = ("INFLUXDB_PORT", "KAPACITOR_PORT", "API_PORT", "JUPYTER_PORT",
                   "GRAFANA_PORT", "CHRONOGRAF_PORT")
 
@@ -97,8 +97,21 @@ class ComposeStack:
     def url(self, port_variable: str) -> str:
         return f"http://127.0.0.1:{self.env[port_variable]}"
 
-    def influx(self) -> InfluxClient:
-        return InfluxClient(self.url("INFLUXDB_PORT"), "fraud")
+    def dotenv(self) -> dict[str, str]:
+        """The .env ./up.sh wrote: its KEY=VALUE lines."""
+        lines = (self.directory / ".env").read_text().splitlines()
+        return dict(line.split("=", 1) for line in lines
+                    if "=" in line and not line.lstrip().startswith("#"))
+
+    def login(self, prefix: str) -> tuple[str, str]:
+        """(user, password) of one of .env's logins, e.g. "INFLUXDB_TICKML"."""
+        env = self.dotenv()
+        return env[f"{prefix}_USER"], env[f"{prefix}_PASSWORD"]
+
+    def influx(self, login: str = "INFLUXDB_TICKML") -> InfluxClient:
+        """A client of the published InfluxDB, logged in as tickml's services (by default)."""
+        user, password = self.login(login)
+        return InfluxClient(self.url("INFLUXDB_PORT"), "fraud", username=user, password=password)
 
     def remove(self) -> None:
         """Containers, networks and volumes of the project, whatever state the tests left."""

@@ -20,6 +20,7 @@ from tests.polling import wait_until
 from tickml import schema
 from tickml.config import Settings
 from tickml.data.prepare import load_split
+from tickml.influx import InfluxError
 from tickml.modeling.train import train_default_model
 from tickml.registry import ModelRef, ModelRegistry
 from tickml.rescore import find_unscored
@@ -33,6 +34,13 @@ NOTEBOOKS = ["01-problem-and-exploration", "02-dataset-preparation",
              "06-real-time-deployment"]
 #: Seconds a transaction may take from InfluxDB through Kapacitor, the agent and back.
 IN_FLIGHT = 10
+
+
+def exec_task(task_id: str, marker: str) -> dict:
+    """A stream task whose alert handler runs a command on every transaction."""
+    script = (f'dbrp "fraud"."autogen"\nstream|from().measurement(\'{schema.TRANSACTIONS}\')'
+              f'|alert().crit(lambda: TRUE).exec(\'/usr/bin/touch\', \'{marker}\')')
+    return {"id": task_id, "type": "stream", "script": script, "status": "enabled"}
 
 
 def unscored_transactions(stack: ComposeStack, older_than: float = IN_FLIGHT) -> tuple[int, int]:
@@ -49,7 +57,7 @@ def wait_until_nothing_is_unscored(stack: ComposeStack, timeout: float = 120) ->
 
 def task_state(stack: ComposeStack, task_id: str) -> dict:
     return requests.get(f"{stack.url('KAPACITOR_PORT')}/kapacitor/v1/tasks/{task_id}",
-                        timeout=10).json()
+                        auth=stack.login("KAPACITOR_TICKML"), timeout=10).json()
 
 
 def scoring_task_executes(stack: ComposeStack) -> bool:
@@ -71,6 +79,46 @@ def test_the_tasks_execute_in_kapacitor(stack: ComposeStack) -> None:
     for task_id in ("fraud_scoring", "fraud_alerts", "kapacitor_stats"):
         state = task_state(stack, task_id)
         assert (state["status"], state["executing"], state["error"]) == ("enabled", True, "")
+
+
+def test_an_unauthenticated_task_with_exec_is_refused(stack: ComposeStack) -> None:
+    kapacitor = f"{stack.url('KAPACITOR_PORT')}/kapacitor/v1"
+    task = exec_task("intruder", "/tmp/intruder-was-here")
+    for headers in ({}, {"Origin": "http://attacker.example", "Content-Type": "text/plain"}):
+        refused = requests.post(f"{kapacitor}/tasks", data=json.dumps(task), headers=headers,
+                                timeout=10)
+        assert refused.status_code == 401, refused.text
+    wrong = requests.post(f"{kapacitor}/tasks", json=task, timeout=10,
+                          auth=(stack.login("KAPACITOR_TICKML")[0], "not-the-password"))
+    assert wrong.status_code == 401
+    listed = requests.get(f"{kapacitor}/tasks", auth=stack.login("KAPACITOR_TICKML"), timeout=10)
+    assert "intruder" not in {t["id"] for t in listed.json()["tasks"]}
+
+
+def test_an_unauthenticated_write_or_create_database_is_refused(stack: ComposeStack) -> None:
+    influx = stack.url("INFLUXDB_PORT")
+    before = stack.influx().count(schema.TRANSACTIONS, schema.AMOUNT, "Amount = 1234567.5")
+    write = requests.post(f"{influx}/write", params={"db": "fraud"}, timeout=10,
+                          data=f"{schema.TRANSACTIONS} Amount=1234567.5")
+    create = requests.post(f"{influx}/query", params={"q": 'CREATE DATABASE "intruder"'},
+                           timeout=10)
+    assert (write.status_code, create.status_code) == (401, 401)
+    assert stack.influx().count(schema.TRANSACTIONS, schema.AMOUNT,
+                                "Amount = 1234567.5") == before
+    admin = stack.influx("INFLUXDB_ADMIN")
+    assert "intruder" not in {row["name"] for row in admin.records("SHOW DATABASES")}
+
+
+def test_each_influxdb_login_has_only_its_privileges(stack: ComposeStack) -> None:
+    reader, generator = stack.influx("INFLUXDB_READER"), stack.influx("INFLUXDB_GENERATOR")
+    # Grafana's and Chronograf's login reads what the generator wrote.
+    assert wait_until(lambda: reader.count(schema.TRANSACTIONS, schema.AMOUNT) > 0, 60)
+    for database in ("_kapacitor", "chronograf"):
+        reader.query(f'SHOW MEASUREMENTS ON "{database}"')
+    with pytest.raises(InfluxError, match=r"refused \(403\)"):
+        reader.write_lines([f"{schema.TRANSACTIONS} Amount=1.5"])
+    with pytest.raises(InfluxError, match="not authorized"):
+        generator.query(f'SELECT count("Amount") FROM "{schema.TRANSACTIONS}"')
 
 
 def test_the_stack_trains_on_the_hosts_dataset_into_the_hosts_models_folder(
@@ -120,7 +168,12 @@ def test_a_model_promoted_on_the_host_is_served_and_the_reverse(stack: ComposeSt
     assert wait_until(lambda: served()["version"] == 2, timeout=30), served()
     listed = stack.compose("exec", "-T", "api", "tickml", "models", "list").stdout
     assert re.search(r"fraud-lgbm\s*│\s*2\b.*yes", listed), listed
-    stack.compose("exec", "-T", "api", "tickml", "models", "promote", "fraud-lgbm", "1")
+    # The API mounts models/ read-only; JupyterLab, which trains models, may promote.
+    refused = stack.compose("exec", "-T", "api", "tickml", "models", "promote", "fraud-lgbm",
+                            "1", check=False)
+    assert refused.returncode != 0 and "Read-only file system" in refused.stdout + refused.stderr
+    assert ModelRegistry(settings.models_dir).production() == ModelRef("fraud-lgbm", 2)
+    stack.compose("exec", "-T", "jupyter", "tickml", "models", "promote", "fraud-lgbm", "1")
     assert ModelRegistry(settings.models_dir).production() == ModelRef("fraud-lgbm", 1)
     assert wait_until(lambda: served()["version"] == 1, timeout=30), served()
 

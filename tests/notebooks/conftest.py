@@ -51,6 +51,11 @@ def notebook_stack(root: Path, rows: int = SAMPLE_ROWS, seed: int = 11
             "TICKML_KAPACITOR_SCRIPTS": str(SCRIPTS),
             "TICKML_ALERT_LOG": str(pipeline.alert_log),
             "TICKML_API_URL": pipeline.api.url,
+            # The logins the jupyter service gets in compose.
+            "TICKML_INFLUX_USER": pipeline.settings.influx_user,
+            "TICKML_INFLUX_PASSWORD": pipeline.settings.influx_password,
+            "TICKML_KAPACITOR_USER": pipeline.settings.kapacitor_user,
+            "TICKML_KAPACITOR_PASSWORD": pipeline.settings.kapacitor_password,
             "JUPYTER_PLATFORM_DIRS": "1",
         }
 

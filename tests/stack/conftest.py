@@ -10,9 +10,10 @@ import pytest
 
 from tickml import schema
 from tickml.config import Settings
-from tickml.influx import InfluxClient
+from tickml.influx import InfluxClient, influx_for
 from tickml.stack.native import NativeStack
 from tickml.stack.programs import free_port, short_socket_path
+from tickml.stack.users import StackLogins
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -33,6 +34,7 @@ def native_environment(directory: Path, project: Settings) -> dict[str, str]:
         "TICKML_ALERT_LOG": str(directory / "alerts.log"),
         "TICKML_WATCHDOG_INTERVAL": "0.5",
         "TICKML_API_RELOAD_INTERVAL": "0.5",
+        **StackLogins.generated().environment(),  # as ./up.sh exports .env's logins
     }
 
 
@@ -52,7 +54,8 @@ def native(small_project: Settings, tmp_path_factory: pytest.TempPathFactory
 
 
 def influx_of(stack: NativeStack) -> InfluxClient:
-    return InfluxClient(stack.settings.influx_url, stack.settings.influx_db)
+    """A client logged in as tickml's services."""
+    return influx_for(stack.service_settings)
 
 
 def counts(influx: InfluxClient) -> dict[str, int]:

@@ -137,11 +137,62 @@ def test_the_dashboards_are_a_profile_up_sh_can_leave_out() -> None:
         "down.sh stops the dashboards too"
 
 
+#: The services that write models: the default model's training, and the notebooks.
+MODEL_WRITERS = {"trainer", "jupyter"}
+
+
 def test_tickml_services_mount_the_hosts_data_and_models() -> None:
     for name, service in TICKML_SERVICES.items():
-        assert {"./data:/app/data", "./models:/app/models"} <= set(service["volumes"]), name
+        models = "./models:/app/models" + ("" if name in MODEL_WRITERS else ":ro")
+        assert {"./data:/app/data", models} <= set(service["volumes"]), name
         assert service["user"] == "${HOST_UID:-1000}:${HOST_GID:-1000}", name
     assert "./compose/kapacitor:/app/compose/kapacitor:ro" in SERVICES["jupyter"]["volumes"]
+
+
+def test_only_the_model_writers_can_write_models() -> None:
+    writable = {name for name, service in TICKML_SERVICES.items()
+                if "./models:/app/models" in service["volumes"]}
+    assert writable == MODEL_WRITERS
+
+
+def env_of(name: str) -> dict[str, str]:
+    return {key: str(value) for key, value in SERVICES[name].get("environment", {}).items()}
+
+
+def test_influxdb_and_kapacitor_require_a_login() -> None:
+    influx = env_of("influxdb")
+    assert influx["INFLUXDB_HTTP_AUTH_ENABLED"] == "true"
+    assert influx["INFLUXDB_ADMIN_USER"].startswith("${INFLUXDB_ADMIN_USER")
+    conf = (ROOT / "compose" / "kapacitor" / "kapacitor.conf").read_text()
+    http = conf.split("[http]", 1)[1].split("\n[", 1)[0]
+    auth = conf.split("[auth]", 1)[1].split("\n[", 1)[0]
+    assert re.search(r"^\s*auth-enabled = true$", http, re.M)
+    assert re.search(r"^\s*enabled = true$", auth, re.M)
+    assert SERVICES["kapacitor"]["command"] == ["bash", "/etc/kapacitor/start.sh"]
+    assert "$$KAPACITOR_TICKML_USER" in " ".join(SERVICES["kapacitor"]["healthcheck"]["test"])
+
+
+@pytest.mark.parametrize(("service", "influx_login"), [
+    ("api", "INFLUXDB_TICKML"), ("udf", "INFLUXDB_TICKML"), ("watchdog", "INFLUXDB_TICKML"),
+    ("jupyter", "INFLUXDB_TICKML"), ("generator", "INFLUXDB_GENERATOR"),
+    ("tasks", "INFLUXDB_ADMIN"),
+])
+def test_each_tickml_service_logs_in_with_its_own_least_privilege(
+        service: str, influx_login: str) -> None:
+    env = env_of(service) if SERVICES[service].get("environment") else {}
+    env = env or {k: str(v) for k, v in COMPOSE["x-tickml"]["environment"].items()}
+    assert env["TICKML_INFLUX_USER"].startswith(f"${{{influx_login}_USER")
+    assert env["TICKML_INFLUX_PASSWORD"].startswith(f"${{{influx_login}_PASSWORD")
+    assert env["TICKML_KAPACITOR_USER"].startswith("${KAPACITOR_TICKML_USER")
+
+
+def test_every_login_compose_uses_is_generated_by_up_sh() -> None:
+    up = (ROOT / "up.sh").read_text()
+    example = (ROOT / ".env.example").read_text()
+    used = set(VARIABLE.findall((ROOT / "docker-compose.yml").read_text()))
+    for name in sorted(n for n in used if n.endswith("_PASSWORD")):
+        assert f"{name}=change-me" in example, name
+        assert name in up.split("SECRETS=(", 1)[1].split(")", 1)[0], name
 
 
 def test_readme_ports_match_compose() -> None:
@@ -157,9 +208,58 @@ def test_readme_ports_match_compose() -> None:
         assert re.search(rf"\|\s*{default}\s*\|", readme), f"README lacks port {default}"
 
 
+#: Files ./up.sh writes before compose starts (git-ignored, like .env).
+GENERATED_BY_UP_SH = {"./.chronograf.htpasswd"}
+
+
 def test_compose_mounts_only_paths_that_exist() -> None:
     for name, service in SERVICES.items():
         for volume in service.get("volumes", []):
             source = volume.split(":")[0]
-            if source.startswith("./"):
+            if source.startswith("./") and source not in GENERATED_BY_UP_SH:
                 assert (ROOT / source).exists(), f"{name} mounts missing {source}"
+
+
+def placeholders(text: str) -> set[str]:
+    """The variables of Chronograf's `{{ .NAME }}` and Grafana's `$NAME` placeholders."""
+    return set(re.findall(r"\{\{\s*\.([A-Z0-9_]+)\s*\}\}", text)) | set(
+        re.findall(r"\$([A-Z][A-Z0-9_]+)", text))
+
+
+def test_grafana_and_chronograf_log_in_with_variables_their_services_set() -> None:
+    datasource = (ROOT / "compose/grafana/provisioning/datasources/influxdb.yaml").read_text()
+    datasource = "\n".join(line.split("#")[0] for line in datasource.splitlines())
+    assert placeholders(datasource) == {"INFLUXDB_READER_USER", "INFLUXDB_READER_PASSWORD"}
+    assert placeholders(datasource) <= set(env_of("grafana"))
+    resources = ROOT / "compose" / "chronograf" / "resources"
+    source = (resources / "tickml.src").read_text()
+    kapacitor = (resources / "tickml.kap").read_text()
+    assert placeholders(source) == {"INFLUXDB_READER_USER", "INFLUXDB_READER_PASSWORD"}
+    assert placeholders(kapacitor) == {"KAPACITOR_TICKML_USER", "KAPACITOR_TICKML_PASSWORD"}
+    assert placeholders(source + kapacitor) <= set(env_of("chronograf"))
+
+
+def test_chronograf_asks_for_a_login() -> None:
+    chronograf = SERVICES["chronograf"]
+    assert env_of("chronograf")["HTPASSWD"] == "/etc/chronograf/htpasswd"
+    assert "./.chronograf.htpasswd:/etc/chronograf/htpasswd:ro" in chronograf["volumes"]
+    assert chronograf["ports"][0].startswith("${BIND_ADDRESS:-127.0.0.1}:")
+    assert ".chronograf.htpasswd" in (ROOT / ".gitignore").read_text().split()
+
+
+def test_up_sh_writes_an_htpasswd_chronograf_accepts(tmp_path: Path) -> None:
+    """The entry ./up.sh writes is Apache MD5, which Chronograf's htpasswd reader checks."""
+    script = (ROOT / "up.sh").read_text()
+    function = script[script.index("write_htpasswd() {"):]
+    function = function[:function.index("\n}\n") + 3]
+    result = subprocess.run(
+        ["bash", "-c", f"set -euo pipefail\ndie() {{ exit 1; }}\n{function}\nwrite_htpasswd"],
+        cwd=tmp_path, env={"PATH": "/usr/bin:/bin", "CHRONOGRAF_USER": "admin",
+                           "CHRONOGRAF_PASSWORD": "s3cretPassw0rd"},
+        capture_output=True, text=True, timeout=30)
+    assert result.returncode == 0, result.stderr
+    user, hashed = (tmp_path / ".chronograf.htpasswd").read_text().strip().split(":", 1)
+    salt = hashed.split("$")[2]
+    again = subprocess.run(["openssl", "passwd", "-apr1", "-salt", salt, "-stdin"],
+                           input="s3cretPassw0rd\n", capture_output=True, text=True, timeout=30)
+    assert (user, hashed.startswith("$apr1$"), again.stdout.strip()) == ("admin", True, hashed)

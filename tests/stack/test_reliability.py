@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 
 from tests.polling import wait_until
-from tickml.kapacitor import KapacitorClient
+from tickml.kapacitor import kapacitor_for
 from tickml.stack.native import NativeStack
-from tickml.stack.programs import TICKML
+from tickml.stack.programs import TICKML, tickml_env
 
 from .conftest import counts, influx_of, wait_until_settled
 
@@ -25,8 +25,9 @@ pytestmark = pytest.mark.timeout(300)
 
 
 def run_rescore(stack: NativeStack) -> str:
+    env = {**os.environ, **tickml_env(stack.service_settings)}  # its logins, as up.sh gives
     result = subprocess.run([TICKML, "rescore", "--since", "30m"], capture_output=True,
-                            text=True, timeout=120)
+                            text=True, timeout=120, env=env)
     assert result.returncode == 0, result.stdout + result.stderr
     return result.stdout
 
@@ -51,7 +52,7 @@ def scored_count(stack: NativeStack) -> int:
 
 def test_the_alert_log_setting_reaches_the_alert_task(native: NativeStack) -> None:
     alert_log = Path(native.settings.alert_log)
-    state = KapacitorClient(native.settings.kapacitor_url).task("fraud_alerts")
+    state = kapacitor_for(native.service_settings).task("fraud_alerts")
     assert state is not None and state.vars["alert_log"]["value"] == str(alert_log)
     assert wait_until(lambda: alert_log.is_file() and alert_log.stat().st_size > 0,
                       timeout=90), "frauds are logged where TICKML_ALERT_LOG says"

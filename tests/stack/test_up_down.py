@@ -8,10 +8,12 @@ from pathlib import Path
 
 import psutil
 import pytest
+import requests
 
 from tests.polling import wait_until
 from tickml.influx import InfluxClient
 from tickml.stack.services import free_port
+from tickml.stack.users import StackLogins
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.timeout(900)
@@ -26,6 +28,13 @@ def fresh_clone(directory: Path) -> Path:
 def free_ports() -> dict[str, int]:
     """Ports for the clone's stack, given as the caller's variables (they win over .env)."""
     return {"INFLUXDB_PORT": free_port(), "KAPACITOR_PORT": free_port(), "API_PORT": free_port()}
+
+
+def dotenv(clone: Path) -> dict[str, str]:
+    """The KEY=VALUE lines of the .env ./up.sh wrote."""
+    lines = (clone / ".env").read_text().splitlines()
+    return dict(line.split("=", 1) for line in lines
+                if "=" in line and not line.lstrip().startswith("#"))
 
 
 def supervised_processes(clone: Path) -> list[psutil.Process]:
@@ -48,7 +57,12 @@ def test_up_sh_runs_the_pipeline_from_a_fresh_clone_and_down_sh_leaves_no_proces
     assert (clone / ".env").stat().st_mode & 0o077 == 0, "up.sh writes .env private"
     processes = supervised_processes(clone)
     try:
-        influx = InfluxClient(f"http://127.0.0.1:{ports['INFLUXDB_PORT']}", "fraud")
+        url = f"http://127.0.0.1:{ports['INFLUXDB_PORT']}"
+        logins = StackLogins.from_env(dotenv(clone))
+        anonymous = requests.post(f"{url}/query", params={"q": "SHOW DATABASES"}, timeout=10)
+        assert anonymous.status_code == 401, "InfluxDB wants a login"
+        influx = InfluxClient(url, "fraud", username=logins.influx_tickml.user,
+                              password=logins.influx_tickml.password)
         assert wait_until(lambda: influx.count("scored", "fraud_probability") >= 10, timeout=60), \
             "transactions flow into `scored` within seconds"
         again = subprocess.run(["./up.sh", "--local"], cwd=clone, env=env, capture_output=True,

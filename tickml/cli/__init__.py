@@ -33,6 +33,7 @@ app.command("bootstrap")(stack.bootstrap)
 app.command("up")(stack.up)
 app.command("down")(stack.down)
 app.command("status")(stack.status)
+app.command("users")(stack.users)
 app.command("train")(models.train)
 
 

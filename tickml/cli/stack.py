@@ -1,4 +1,4 @@
-"""`tickml bootstrap|up|down|status` for the native stack, and `tickml lab`."""
+"""`tickml bootstrap|up|down|status|users` for the stacks, and `tickml lab`."""
 
 from __future__ import annotations
 
@@ -53,6 +53,7 @@ def up(
     """
     from tickml.stack.binaries import MissingBinary
     from tickml.stack.native import NativeStack, StackError
+    from tickml.stack.users import ProvisionError
 
     settings = get_settings()
     ensure_dataset_and_model(settings, rows, report=typer.echo)
@@ -60,7 +61,7 @@ def up(
                         with_jupyter=with_jupyter)
     try:
         stack.up(report=typer.echo)
-    except (StackError, MissingBinary) as exc:
+    except (StackError, MissingBinary, ProvisionError) as exc:
         raise fail(str(exc)) from None
     typer.echo(f"InfluxDB   {settings.influx_url}  (database {settings.influx_db})")
     typer.echo(f"Kapacitor  {settings.kapacitor_url}")
@@ -68,6 +69,24 @@ def up(
     if with_jupyter:
         typer.echo(f"JupyterLab http://127.0.0.1:{stack.jupyter_port}/lab")
     typer.echo(f"logs       {stack.logs}")
+
+
+def users() -> None:
+    """Create InfluxDB's databases and tickml's users from the logins in .env.
+
+    The admin must exist already (the InfluxDB image creates it from
+    INFLUXDB_ADMIN_USER) or the server must have no user yet. Safe to repeat: a
+    changed password in .env is set again.
+    """
+    from tickml.influx import InfluxError
+    from tickml.stack.users import ProvisionError, StackLogins, provision_influx
+
+    settings = get_settings()
+    try:
+        provision_influx(settings.influx_url, settings.influx_db, StackLogins.from_env())
+    except (ProvisionError, InfluxError) as exc:
+        raise fail(str(exc)) from None
+    typer.echo(f"InfluxDB users and databases in place on {settings.influx_url}")
 
 
 def down(

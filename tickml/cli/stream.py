@@ -93,11 +93,11 @@ def tasks_define(
     the first transactions written afterwards reach the stream task.
     """
     from tickml.influx import SUBSCRIPTION_WAIT_SECONDS, InfluxError, influx_for
-    from tickml.kapacitor import KapacitorClient, KapacitorError, define_tickml_tasks
+    from tickml.kapacitor import KapacitorError, define_tickml_tasks, kapacitor_for
 
     task_ids = _task_ids(task_names)
     settings = get_settings()
-    client = KapacitorClient(settings.kapacitor_url)
+    client = kapacitor_for(settings)
     influx = influx_for(settings)
     try:
         influx.create_database()
@@ -140,10 +140,10 @@ def tasks_status() -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from tickml.kapacitor import KapacitorClient, KapacitorError, task_standings, tickml_definitions
+    from tickml.kapacitor import KapacitorError, kapacitor_for, task_standings, tickml_definitions
 
     settings = get_settings()
-    client = KapacitorClient(settings.kapacitor_url)
+    client = kapacitor_for(settings)
     try:
         standings = task_standings(client, tickml_definitions(settings))
     except (KapacitorError, OSError) as exc:
@@ -184,11 +184,11 @@ def watchdog(
     transactions still unscored a little after they were written, whatever left them
     so, and sweeps early once the scoring task was restarted.
     """
-    from tickml.kapacitor import SCORING_TASK, TASKS, KapacitorClient, watch_tasks
+    from tickml.kapacitor import SCORING_TASK, TASKS, kapacitor_for, watch_tasks
     from tickml.rescore import GapSweeper, rescore_range
 
     settings = get_settings()
-    client = KapacitorClient(settings.kapacitor_url)
+    client = kapacitor_for(settings)
     sweeper = GapSweeper(lambda start, end: rescore_range(settings, start, end),
                          interval=settings.watchdog_sweep_interval,
                          grace=settings.watchdog_sweep_grace)

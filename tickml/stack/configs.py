@@ -1,7 +1,11 @@
-"""Configuration files for a native influxd and kapacitord, bound to 127.0.0.1."""
+"""Configuration files for a native influxd and kapacitord, bound to 127.0.0.1.
+
+Both require a login on every HTTP request (`tickml.stack.users` creates the users).
+"""
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,6 +44,7 @@ bind-address = "127.0.0.1:{self.rpc_port}"
 
 [http]
   bind-address = "127.0.0.1:{self.http_port}"
+  auth-enabled = true
   log-enabled = false
 
 [monitor]
@@ -64,17 +69,29 @@ class KapacitorConfig(LocalServer):
     http_port: int = 9092
     udf_timeout: str = "10s"
     subscriptions_sync: str = "10s"
+    # Kapacitor's InfluxDB login: an admin, as creating subscriptions needs one.
+    influx_user: str = ""
+    influx_password: str = ""
+    # Only to create users: HTTP authentication off, no InfluxDB, no UDF.
+    bootstrap: bool = False
 
     def render(self) -> str:
         d = self.directory
-        return f"""\
+        text = f"""\
 hostname = "127.0.0.1"
 data_dir = "{d}"
 skip-config-overrides = true
 
 [http]
   bind-address = "127.0.0.1:{self.http_port}"
+  auth-enabled = {str(not self.bootstrap).lower()}
   log-enabled = false
+
+# Kapacitor's own user store; InfluxDB's subscription logs in with a token it grants.
+[auth]
+  enabled = true
+  cache-expiration = "10m"
+  bcrypt-cost = 10
 
 [replay]
   dir = "{d / 'replay'}"
@@ -97,16 +114,21 @@ skip-config-overrides = true
   enabled = false
 
 [stats]
-  enabled = true
+  enabled = {str(not self.bootstrap).lower()}
   stats-interval = "10s"
   database = "_kapacitor"
   retention-policy = "autogen"
-
+"""
+        if self.bootstrap:  # without a disabled one, Kapacitor would add its default
+            return text + '\n[[influxdb]]\n  enabled = false\n  name = "default"\n'
+        return text + f"""
 [[influxdb]]
   enabled = true
   default = true
   name = "default"
   urls = ["{self.influx_url}"]
+  username = "{self.influx_user}"
+  password = "{self.influx_password}"
   subscription-protocol = "http"
   # influxDBOut writes stay on this machine or network: gzip would only cost CPU.
   compression = "none"
@@ -126,6 +148,10 @@ skip-config-overrides = true
 
 
 def write_config(path: Path, text: str) -> Path:
+    """Write a config file readable by its owner only (it may hold a password)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(text)
     return path

@@ -25,9 +25,17 @@ from urllib.parse import urlparse
 
 from supervisor.xmlrpc import SupervisorTransport
 
-from tickml.config import Settings
+from tickml.config import ENV_PREFIX, Settings
 from tickml.stack.configs import InfluxConfig, KapacitorConfig, write_config
-from tickml.stack.programs import TICKML, Program, http_ok, pipeline_programs, port_of
+from tickml.stack.programs import (
+    TICKML,
+    Program,
+    http_ok,
+    pipeline_programs,
+    port_of,
+    tickml_env,
+)
+from tickml.stack.users import StackLogins, service_settings
 
 STATE_DIRS = ("influxdb", "kapacitor")
 
@@ -45,6 +53,16 @@ class NativeStack:
     fraud_share: float = 0.02
     with_jupyter: bool = False
     jupyter_port: int = 10000
+    # The stack's logins; None reads them from the environment (.env, via ./up.sh).
+    logins: StackLogins | None = None
+
+    def stack_logins(self) -> StackLogins:
+        return self.logins or StackLogins.from_env()
+
+    @property
+    def service_settings(self) -> Settings:
+        """The settings, logged in as tickml's services."""
+        return service_settings(self.settings, self.stack_logins())
 
     # -- paths and ports -------------------------------------------------------------
     @property
@@ -66,9 +84,11 @@ class NativeStack:
 
     @property
     def kapacitor(self) -> KapacitorConfig:
+        admin = self.stack_logins().influx_admin
         return KapacitorConfig(self.run_dir / "kapacitor", influx_url=self.influx.url,
                                udf_socket=self.settings.udf_socket,
-                               http_port=urlparse(self.settings.kapacitor_url).port or 9092)
+                               http_port=urlparse(self.settings.kapacitor_url).port or 9092,
+                               influx_user=admin.user, influx_password=admin.password)
 
     def ports(self) -> dict[str, int]:
         ports = {"influxd": self.influx.http_port, "kapacitord": self.kapacitor.http_port,
@@ -82,7 +102,8 @@ class NativeStack:
         """The pipeline's programs, then the watchdog, the generator and maybe JupyterLab."""
         jupyter = f"127.0.0.1:{self.jupyter_port}"
         programs = [
-            *pipeline_programs(self.settings, self.influx, self.kapacitor, self.run_dir),
+            *pipeline_programs(self.service_settings, self.stack_logins(), self.influx,
+                               self.kapacitor, self.run_dir),
             Program("watchdog", [TICKML, "watchdog"], lambda: True),
             Program("generator", [TICKML, "generate", "--rate", str(self.generator_rate),
                                   "--fraud-share", str(self.fraud_share)], lambda: True),
@@ -105,6 +126,7 @@ umask = 077
 pidfile = {self.run_dir / 'supervisord.pid'}
 childlogdir = {self.logs}
 directory = {self.settings.root}
+environment = {self._login_environment()}
 
 [rpcinterface:supervisor]
 supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface
@@ -129,6 +151,12 @@ stdout_logfile_backups = 2
 """)
         return "".join(sections)
 
+    def _login_environment(self) -> str:
+        """supervisord's `environment`: every program logs in as tickml's services."""
+        env = tickml_env(self.service_settings)
+        names = ("INFLUX_USER", "INFLUX_PASSWORD", "KAPACITOR_USER", "KAPACITOR_PASSWORD")
+        return ",".join(f'{ENV_PREFIX}{name}="{env[ENV_PREFIX + name]}"' for name in names)
+
     # -- control ---------------------------------------------------------------------
     def call(self, method: str, *args: object) -> object:
         """Call one of supervisord's XML-RPC methods, e.g. call("stopProcess", "api")."""
@@ -152,6 +180,8 @@ stdout_logfile_backups = 2
             self._start_supervisord()
         for program in self.programs():
             if self.call("getProcessInfo", program.name)["statename"] != "RUNNING":
+                if program.before_start is not None:
+                    program.before_start()
                 self.call("startProcess", program.name, False)
             self._wait_ready(program)
             report(f"{program.name}: ready")

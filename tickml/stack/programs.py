@@ -19,10 +19,10 @@ from pathlib import Path
 import requests
 
 from tickml.config import ENV_PREFIX, Settings
-from tickml.influx import InfluxClient
-from tickml.kapacitor import KapacitorClient, VarValue, define_tickml_tasks
+from tickml.kapacitor import VarValue, define_tickml_tasks, kapacitor_for
 from tickml.stack.binaries import find_binary
 from tickml.stack.configs import InfluxConfig, KapacitorConfig
+from tickml.stack.users import StackLogins, provision_influx, provision_kapacitor
 
 TaskOverrides = dict[str, dict[str, VarValue]]
 
@@ -41,8 +41,9 @@ class Program:
     """One long-running process: its command, its readiness check, and what follows it.
 
     Attributes:
-        on_ready: run once the program is ready (create the database, define the
-            tasks); returns a line worth reporting, or None.
+        on_ready: run once the program is ready (create the database and the users,
+            define the tasks); returns a line worth reporting, or None.
+        before_start: run before the program starts (Kapacitor's users).
     """
 
     name: str
@@ -51,6 +52,7 @@ class Program:
     timeout: float = 90.0
     on_ready: Callable[[], str | None] | None = None
     url: str = ""  # where an HTTP program answers, when it is one
+    before_start: Callable[[], None] | None = None  # run each time before it starts
 
 
 def free_port() -> int:
@@ -93,14 +95,17 @@ def port_of(url_or_bind: str) -> int:
     return int(url_or_bind.rstrip("/").rsplit(":", 1)[1])
 
 
-def influx_program(config: InfluxConfig, config_path: Path, database: str | None) -> Program:
-    """influxd with `config`; once it answers /ping, `database` exists (unless None)."""
-    def create_database() -> None:
-        InfluxClient(config.url, database).create_database()
+def influx_program(config: InfluxConfig, config_path: Path, database: str,
+                   logins: StackLogins) -> Program:
+    """influxd with `config`; once it answers /ping, the admin, `database` and the users exist.
+
+    /ping is the one endpoint InfluxDB answers without a login.
+    """
+    def provision() -> None:
+        provision_influx(config.url, database, logins)
 
     return Program("influxd", [str(find_binary("influxd")), "run", "-config", str(config_path)],
-                   lambda: http_ok(f"{config.url}/ping"),
-                   on_ready=create_database if database is not None else None, url=config.url)
+                   lambda: http_ok(f"{config.url}/ping"), on_ready=provision, url=config.url)
 
 
 def api_program(settings: Settings, *extra_args: str, ready_path: str = "/ready") -> Program:
@@ -120,31 +125,39 @@ def udf_program(settings: Settings) -> Program:
 
 
 def kapacitor_program(config: KapacitorConfig, config_path: Path, settings: Settings,
-                      *overrides: TaskOverrides) -> Program:
-    """kapacitord with `config`; once it answers /ping, tickml's tasks are defined."""
+                      logins: StackLogins, *overrides: TaskOverrides) -> Program:
+    """kapacitord with `config` and its users; once it answers /ping, tickml's tasks are defined.
+
+    `settings` carry the login the readiness check and the task definitions use.
+    """
+    def create_users() -> None:
+        provision_kapacitor(config, logins, config_path.parent, free_port())
+
     def define() -> str:
-        actions = define_tickml_tasks(KapacitorClient(config.url), settings, *overrides)
+        actions = define_tickml_tasks(kapacitor_for(settings), settings, *overrides)
         return "tasks: " + ", ".join(f"{k} {v}" for k, v in actions.items())
 
     return Program("kapacitord",
                    [str(find_binary("kapacitord")), "run", "-config", str(config_path)],
-                   lambda: http_ok(f"{config.url}/kapacitor/v1/ping"), timeout=150,
-                   on_ready=define, url=config.url)
+                   kapacitor_for(settings).ping, timeout=150, on_ready=define, url=config.url,
+                   before_start=create_users)
 
 
-def pipeline_programs(settings: Settings, influx: InfluxConfig, kapacitor: KapacitorConfig,
-                      configs_dir: Path, *overrides: TaskOverrides) -> list[Program]:
+def pipeline_programs(settings: Settings, logins: StackLogins, influx: InfluxConfig,
+                      kapacitor: KapacitorConfig, configs_dir: Path,
+                      *overrides: TaskOverrides) -> list[Program]:
     """The stream in dependency order: influxd, the API, the agent, then kapacitord.
 
     The agent comes before kapacitord, which refuses to start without its socket; the
     database before kapacitord, so it subscribes at startup. `configs_dir` holds
-    `influxdb.conf` and `kapacitor.conf`.
+    `influxdb.conf` and `kapacitor.conf`; `settings` log in as tickml's services.
     """
     return [
-        influx_program(influx, configs_dir / "influxdb.conf", settings.influx_db),
+        influx_program(influx, configs_dir / "influxdb.conf", settings.influx_db, logins),
         api_program(settings),
         udf_program(settings),
-        kapacitor_program(kapacitor, configs_dir / "kapacitor.conf", settings, *overrides),
+        kapacitor_program(kapacitor, configs_dir / "kapacitor.conf", settings, logins,
+                          *overrides),
     ]
 
 

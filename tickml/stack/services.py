@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tickml.config import Settings
-from tickml.influx import InfluxClient
-from tickml.kapacitor import KapacitorClient, define_tickml_tasks
+from tickml.influx import InfluxClient, influx_for
+from tickml.kapacitor import KapacitorClient, define_tickml_tasks, kapacitor_for
 from tickml.stack.configs import InfluxConfig, KapacitorConfig, write_config
 from tickml.stack.process import Service
 from tickml.stack.programs import (
@@ -28,6 +28,7 @@ from tickml.stack.programs import (
     short_socket_path,
     tickml_env,
 )
+from tickml.stack.users import Login, StackLogins, service_settings
 
 __all__ = ["LocalPipeline", "free_port", "local_pipeline", "start_influxd", "start_program"]
 
@@ -36,6 +37,8 @@ def start_program(program: Program, directory: Path, settings: Settings) -> Serv
     """Start `program` with `settings` in its environment; return it once ready."""
     service = Service(program.name, program.command, directory, ready=program.ready,
                       env=tickml_env(settings), url=program.url)
+    if program.before_start is not None:
+        program.before_start()
     try:
         service.start().wait_ready(program.timeout)
         if program.on_ready is not None:
@@ -46,11 +49,14 @@ def start_program(program: Program, directory: Path, settings: Settings) -> Serv
     return service
 
 
-def start_influxd(directory: Path) -> tuple[Service, InfluxConfig]:
-    """influxd alone on free ports, its files under `directory`, with no database yet."""
+def start_influxd(directory: Path, admin: Login) -> tuple[Service, InfluxConfig]:
+    """influxd alone on free ports, its files under `directory`: only `admin`, no database."""
     config = influx_config(directory, free_port())
     write_config(directory / "influxdb.conf", config.render())
-    program = influx_program(config, directory / "influxdb.conf", database=None)
+    program = dataclasses.replace(
+        influx_program(config, directory / "influxdb.conf", "fraud", StackLogins.generated()),
+        on_ready=lambda: InfluxClient(config.url, "").create_first_admin(admin.user,
+                                                                         admin.password))
     return start_program(program, directory, Settings(root=directory)), config
 
 
@@ -68,21 +74,24 @@ def _running(name: str) -> property:
 class LocalPipeline:
     """A running stream on free ports: influxd → kapacitord → agent → API.
 
-    `settings` point at these services, so a tickml command started with
-    `tickml_env(settings)` talks to them.
+    `settings` point at these services and log in as tickml's services, so a
+    tickml command started with `tickml_env(settings)` talks to them; `logins`
+    holds every login of this throw-away stack.
     """
 
     settings: Settings
     directory: Path
     programs: dict[str, Program]
     services: dict[str, Service]
+    logins: StackLogins
     task_overrides: TaskOverrides = field(default_factory=dict)
     influx: InfluxClient = field(init=False)
     kapacitor: KapacitorClient = field(init=False)
 
     def __post_init__(self) -> None:
-        self.influx = InfluxClient(self.settings.influx_url, self.settings.influx_db)
-        self.kapacitor = KapacitorClient(self.settings.kapacitor_url)
+        # The clients log in as tickml's services do.
+        self.influx = influx_for(self.settings)
+        self.kapacitor = kapacitor_for(self.settings)
 
     # The running services by role; `restart` replaces them.
     influxd = _running("influxd")
@@ -151,18 +160,21 @@ def local_pipeline(
     alerts are logged to `directory/alerts.log`. Services start in dependency order
     and are stopped when the block ends, whatever happens inside it.
     """
-    settings = local_settings(settings, directory, api_workers)
+    logins = StackLogins.generated()
+    settings = service_settings(local_settings(settings, directory, api_workers), logins)
     overrides = dict(task_overrides or {})
     influx = influx_config(directory, port_of(settings.influx_url))
     kapacitor = KapacitorConfig(directory / "kapacitor", influx_url=influx.url,
                                 udf_socket=settings.udf_socket,
-                                http_port=port_of(settings.kapacitor_url))
+                                http_port=port_of(settings.kapacitor_url),
+                                influx_user=logins.influx_admin.user,
+                                influx_password=logins.influx_admin.password)
     write_config(directory / "influxdb.conf", influx.render())
     write_config(directory / "kapacitor.conf", kapacitor.render())
     settings.udf_socket.unlink(missing_ok=True)
-    programs = {p.name: p for p in pipeline_programs(settings, influx, kapacitor, directory,
-                                                      overrides)}
-    pipeline = LocalPipeline(settings, directory, programs, {}, overrides)
+    programs = {p.name: p for p in pipeline_programs(settings, logins, influx, kapacitor,
+                                                      directory, overrides)}
+    pipeline = LocalPipeline(settings, directory, programs, {}, logins, overrides)
     try:
         for name in programs:
             pipeline.restart(name)
