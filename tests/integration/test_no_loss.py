@@ -104,7 +104,9 @@ def test_refusals_one_by_one_are_bounded_and_the_rest_is_left_for_rescore(
 @pytest.fixture
 def rescore_db(stream: StreamStack, request: pytest.FixtureRequest) -> Iterator[InfluxClient]:
     """A database of its own on the stream's influxd: no task scores what is written there."""
-    client = InfluxClient(stream.settings.influx_url, f"rescore_{request.node.name[:40]}")
+    admin = stream.logins.influx_admin  # creating a database takes InfluxDB's admin
+    client = InfluxClient(stream.settings.influx_url, f"rescore_{request.node.name[:40]}",
+                          username=admin.user, password=admin.password)
     client.create_database()
     yield client
     client.query(f'DROP DATABASE "{client.database}"', method="POST")
