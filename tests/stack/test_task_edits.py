@@ -20,12 +20,19 @@ import requests
 
 from tests.conftest import SCRIPTS
 from tests.polling import wait_until
-from tickml.kapacitor import TASKS, KapacitorClient, define_tickml_tasks
+from tickml.kapacitor import TASKS, define_tickml_tasks, kapacitor_for
 from tickml.stack.native import NativeStack
 from tickml.stack.programs import TICKML
 
 # The stack starts within the first test: on a busy machine that alone takes minutes.
 pytestmark = pytest.mark.timeout(600)
+
+
+def chronograf() -> requests.Session:
+    """Kapacitor as Chronograf reaches it: with tickml's Kapacitor login (from `.env`)."""
+    session = requests.Session()
+    session.auth = (os.environ["KAPACITOR_TICKML_USER"], os.environ["KAPACITOR_TICKML_PASSWORD"])
+    return session
 
 
 def chronograf_save(kapacitor_url: str, task_id: str, edit: Callable[[str], str]) -> str:
@@ -34,18 +41,18 @@ def chronograf_save(kapacitor_url: str, task_id: str, edit: Callable[[str], str]
     Chronograf reads the task (its script as Kapacitor formats it), then PATCHes the
     script with the task's type and dbrps, disabled, and enables it again if it was.
     """
-    task = requests.get(task_url(kapacitor_url, task_id), timeout=10).json()
+    task = chronograf().get(task_url(kapacitor_url, task_id), timeout=10).json()
     script = edit(task["script"])
     saved = chronograf_patch(kapacitor_url, task, script)
     assert saved.status_code == 200, saved.text
     if task["status"] == "enabled":
-        requests.patch(task_url(kapacitor_url, task_id), json={"status": "enabled"},
+        chronograf().patch(task_url(kapacitor_url, task_id), json={"status": "enabled"},
                        timeout=10).raise_for_status()
     return script
 
 
 def chronograf_patch(kapacitor_url: str, task: dict, script: str) -> requests.Response:
-    return requests.patch(task_url(kapacitor_url, task["id"]),
+    return chronograf().patch(task_url(kapacitor_url, task["id"]),
                           json={"script": script, "status": "disabled", "type": task["type"],
                                 "dbrps": task["dbrps"]}, timeout=10)
 
@@ -55,7 +62,7 @@ def task_url(kapacitor_url: str, task_id: str) -> str:
 
 
 def chronograf_disable(kapacitor_url: str, task_id: str) -> None:
-    response = requests.patch(task_url(kapacitor_url, task_id), json={"status": "disabled"},
+    response = chronograf().patch(task_url(kapacitor_url, task_id), json={"status": "disabled"},
                               timeout=10)
     response.raise_for_status()
 
@@ -67,6 +74,11 @@ def add_comment(text: str) -> Callable[[str], str]:
 def tickml_tasks(*args: str, scripts: Path | None = None) -> str:
     """Run `tickml tasks ARGS` against the stack (its settings are in the environment)."""
     env = dict(os.environ)
+    # A hand-run tickml command logs in through its TICKML_* variables (see the README).
+    env.update(TICKML_KAPACITOR_USER=env["KAPACITOR_TICKML_USER"],
+               TICKML_KAPACITOR_PASSWORD=env["KAPACITOR_TICKML_PASSWORD"],
+               TICKML_INFLUX_USER=env["INFLUXDB_ADMIN_USER"],
+               TICKML_INFLUX_PASSWORD=env["INFLUXDB_ADMIN_PASSWORD"])
     if scripts is not None:
         env["TICKML_KAPACITOR_SCRIPTS"] = str(scripts)
     result = subprocess.run([TICKML, "tasks", *args], env=env, capture_output=True, text=True,
@@ -98,15 +110,15 @@ def up_report(stack: NativeStack) -> str:
 
 
 def restore_shipped(stack: NativeStack) -> None:
-    client = KapacitorClient(stack.settings.kapacitor_url)
-    define_tickml_tasks(client, stack.settings, reset=True)
+    client = kapacitor_for(stack.service_settings)
+    define_tickml_tasks(client, stack.service_settings, reset=True)
     assert wait_until(lambda: all(client.task(t).healthy for t in TASKS), timeout=60)
 
 
 def test_an_edit_and_a_disable_survive_define_a_kapacitor_restart_and_up(
         native: NativeStack) -> None:
     url = native.settings.kapacitor_url
-    kapacitor = KapacitorClient(url)
+    kapacitor = kapacitor_for(native.service_settings)
     try:
         edited = chronograf_save(url, "fraud_alerts", add_comment("tuned by hand"))
         chronograf_disable(url, "kapacitor_stats")
@@ -141,7 +153,7 @@ def test_an_edit_and_a_disable_survive_define_a_kapacitor_restart_and_up(
 def test_a_changed_shipped_script_updates_tasks_the_user_left_and_keeps_the_edited_one(
         native: NativeStack, tmp_path: Path) -> None:
     url = native.settings.kapacitor_url
-    kapacitor = KapacitorClient(url)
+    kapacitor = kapacitor_for(native.service_settings)
     scripts = tmp_path / "scripts"
     shutil.copytree(SCRIPTS, scripts)
     for file in TASKS.values():
@@ -179,8 +191,8 @@ def test_a_task_defined_before_tickml_kept_a_record_is_recorded_and_then_saves_i
     url = native.settings.kapacitor_url
     try:
         # As earlier tickml versions defined it: the script with its dbrp line, no record.
-        requests.delete(task_url(url, "kapacitor_stats"), timeout=10).raise_for_status()
-        created = requests.post(f"{url}/kapacitor/v1/tasks", timeout=10, json={
+        chronograf().delete(task_url(url, "kapacitor_stats"), timeout=10).raise_for_status()
+        created = chronograf().post(f"{url}/kapacitor/v1/tasks", timeout=10, json={
             "id": "kapacitor_stats", "type": "stream", "status": "enabled",
             "script": (SCRIPTS / "kapacitor_stats.tick").read_text()})
         created.raise_for_status()
