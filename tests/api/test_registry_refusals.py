@@ -42,6 +42,9 @@ def test_ready_names_the_refused_pointer_and_the_old_model_serves_on(
     registry = copy_registry(small_project, tmp_path / "models")
     served = registry.production()
     server: Server = make_server(registry)
+    # Each of the two workers loads the model for itself as it boots (one may boot after
+    # the first answers): attack only once both have logged that they serve it.
+    wait_for(lambda: server.log.read_text().count("tickml.api.holder: serving ") >= 2)
     marker = tmp_path / "code-ran"
     write_json_atomically(registry.root / POINTER, attack(registry, marker))
     # Each worker answers for itself: poll until every one of them has refused it.
