@@ -160,6 +160,13 @@ def test_registered_unpromoted_and_picked_as_members(results, data, tmp_path: Pa
         with pytest.raises(NotFittedError):
             check_is_fitted(estimator)
 
+    fit_seconds = {name: m["fit_seconds"] for name, (_, m) in found.items()}
+    assert fit_seconds["logistic regression"] == pytest.approx(
+        results["logistic regression"].best.fit_seconds, abs=1e-3)
+    slowest = max((s, n) for n, s in fit_seconds.items() if not found[n][1]["subsample"])
+    quick = zoo.zoo_members(registry, count=8, max_fit_seconds=slowest[0] - 1e-6)
+    assert slowest[1] not in quick and len(quick) == len(ranked) - 1
+
 
 def test_ensembles_of_tuned_members_fit_and_score(results, data) -> None:
     from tickml.modeling.ensembles import compare_models, ensembles_of

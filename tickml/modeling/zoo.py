@@ -422,7 +422,8 @@ def register_zoo(registry: ModelRegistry, results: list[ZooResult], data: ZooDat
             data_sha256=data_sha256,
             extra={"source": ZOO_SOURCE, "family": family.name, "tuner": family.tuner,
                    "sampled_params": {k: _plain(v) for k, v in fitted.params.items()},
-                   "fit_rows": len(rows), "subsample": family.subsample,
+                   "fit_rows": len(rows), "fit_seconds": round(fitted.fit_seconds, 3),
+                   "subsample": family.subsample,
                    "threshold_rule": "best F1 on validation", **(extra or {})})
     return refs
 
@@ -450,17 +451,22 @@ def registered_zoo(registry: ModelRegistry) -> dict[str, tuple[ModelRef, dict[st
 
 
 def zoo_members(registry: ModelRegistry, *, count: int = 3,
-                exclude_subsampled: bool = True) -> dict[str, Any]:
+                exclude_subsampled: bool = True,
+                max_fit_seconds: float | None = None) -> dict[str, Any]:
     """Unfitted copies of the best registered zoo families, by validation average precision.
 
     Families tuned on the subsample are left out by default: an ensemble refits its
     members on every fit row (stacking several times), which their cost does not allow.
+    `max_fit_seconds` leaves out, for the same reason, families whose registered fit
+    took longer (stacking with three folds fits each member four times).
     """
     from sklearn.base import clone
 
     ranked = []
     for name, (ref, metadata) in registered_zoo(registry).items():
         if exclude_subsampled and metadata.get("subsample"):
+            continue
+        if max_fit_seconds is not None and metadata.get("fit_seconds", 0.0) > max_fit_seconds:
             continue
         ranked.append((metadata["metrics"]["validation"]["average_precision"], name, ref))
     ranked.sort(key=lambda item: item[0], reverse=True)
