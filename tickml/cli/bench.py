@@ -45,8 +45,13 @@ def bench_api(
     JSON and as a binary V2 tensor (rows/s). Prints a table and each figure over its
     floor, and writes the figures as JSON.
     """
-    from tickml.bench.api import print_results, run_benchmark, write_results
-    from tickml.bench.runs import format_spread, repeated
+    from tickml.bench.api import (
+        format_spread,
+        print_results,
+        repeated,
+        run_benchmark,
+        write_results,
+    )
     from tickml.registry import RegistryError
 
     if worker_class not in WORKER_CLASSES:
@@ -129,9 +134,8 @@ def bench_pipeline(
     peak memory, and latency from the write to the point being readable in InfluxDB
     (p50, p99) at a moderate and a high rate. Writes benchmarks/results/pipeline.json.
     """
-    from tickml.bench.api import write_results
+    from tickml.bench.api import format_spread, repeated, write_results
     from tickml.bench.pipeline import format_table, run_pipeline_benchmark
-    from tickml.bench.runs import format_spread, repeated
     from tickml.stack.bootstrap import ensure_dataset_and_model
 
     settings = get_settings()
