@@ -19,6 +19,14 @@ RunsOption = Annotated[int, typer.Option(
                 "figures and, for 2 or more, the spread of each headline figure.")]
 
 
+def _passive_openmp() -> None:
+    """Set before LightGBM first loads, as `tickml serve` does: its OpenMP threads would
+    otherwise spin after each prediction and take the CPU from the next call."""
+    import os
+
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+
 @bench_app.command("api")
 def bench_api(
     requests_per_level: Annotated[int, typer.Option(
@@ -45,6 +53,7 @@ def bench_api(
     JSON and as a binary V2 tensor (rows/s). Prints a table and each figure over its
     floor, and writes the figures as JSON.
     """
+    _passive_openmp()  # as the server under test does
     from tickml.bench.api import (
         format_spread,
         print_results,
@@ -172,11 +181,7 @@ def bench_scoring(
     1,000 rows, then times one row (µs) and 1,000 rows (rows/s) through both, in
     turns, for each round. Prints a table and writes the figures as JSON.
     """
-    import os
-
-    # Set before LightGBM first loads, as `tickml serve` does: its OpenMP threads
-    # would otherwise spin after each prediction and take the CPU from the next call.
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    _passive_openmp()
     from tickml.bench.api import write_results
     from tickml.bench.scoring import format_table, run_scoring_benchmark
     from tickml.registry import RegistryError
