@@ -327,6 +327,8 @@ def summarise(results: list[ModeResult], load_before: tuple[float, ...]) -> dict
     headline = {
         "ceiling_share": round(micro.capacity_per_s / ceiling.capacity_per_s, 3),
         "speedup_over_naive": round(micro.capacity_per_s / naive.capacity_per_s, 1),
+        # The same share by CPU cost: steadier than capacities when other work takes cores.
+        "ceiling_share_by_cpu": round(_cpu_per_point(ceiling) / _cpu_per_point(micro), 3),
         "agent_cpu_us_per_point": micro.agent_cpu_us_per_point,
         "agent_peak_rss_mb": micro.agent_peak_rss_mb,
         "queryable_p99_ms_at_high_rate": high.queryable_p99_ms if high else None,
@@ -338,6 +340,11 @@ def summarise(results: list[ModeResult], load_before: tuple[float, ...]) -> dict
             "load_average_after": [round(x, 2) for x in psutil.getloadavg()],
             "poll_seconds": POLL_SECONDS, "measured_at": time.strftime("%Y-%m-%d %H:%M"),
             "modes": [asdict(r) for r in results]}
+
+
+def _cpu_per_point(result: ModeResult) -> float:
+    """CPU seconds of all four processes over the burst, per transaction."""
+    return sum(result.cpu_seconds.values()) / result.burst
 
 
 def format_table(summary: dict[str, Any]) -> str:
