@@ -19,10 +19,13 @@ def test_the_benchmark_measures_every_path_and_reports_the_targets(
     results = run_benchmark(small_project, requests_per_level=16, batches=2, workers=1,
                             threads=2, worker_class="gthread")
     measured = {**results["api"], **results["in_process"]}
-    assert {"single_row_c1", "single_row_c8", "single_row_c32", "batch_1000_c1",
-            "batch_1000_c2", "v2_binary_batch_1000_c1", "single_row"} <= measured.keys()
+    assert {"health_c1", "single_row_c1", "single_row_c8", "single_row_c32", "batch_1000_c1",
+            "batch_1000_c2", "v2_binary_batch_1000_c1", "single_row",
+            "json_parse_validate_score_1000"} <= measured.keys()
     assert all(figures["samples"] > 0 and figures["p50_ms"] > 0 for figures in measured.values())
+    # each API figure has its floor from the same run beside it
     assert set(results["ratios"]) == {
+        "single_row_p50_over_health_p50", "json_batch_over_in_process_parse_validate_score",
         "batch_throughput_api_over_in_process", "batch_throughput_api_c2_over_in_process",
         "v2_binary_batch_throughput_over_in_process", "single_row_p50_gap_ms"}
 

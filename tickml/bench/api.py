@@ -22,6 +22,7 @@ from rich.console import Console
 from rich.table import Table
 
 from tickml import schema
+from tickml.api import validation
 from tickml.config import Settings
 from tickml.data.synthetic import generate_transactions
 from tickml.registry import ModelRegistry
@@ -46,9 +47,16 @@ def run_benchmark(settings: Settings, *, requests_per_level: int, batches: int, 
     }
     single = timings(lambda: model.predict_proba(matrix[:1]), max(200, requests_per_level // 2))
     batch = timings(lambda: model.predict_proba(matrix), batches)
+    # The floor of a JSON batch: the API's own parsing and validation of the very body the
+    # API is sent, then the model, with no HTTP, Flask or response in between.
+    body = batch_json(matrix)
+    parsed = timings(lambda: model.predict_proba(
+        validation.predict_matrix(body, settings.api_max_instances)[0]), batches)
     results["in_process"] = {
         "single_row": summary(single),
         "batch_1000": {**summary(batch), "rows_per_s": BATCH_ROWS / statistics.median(batch)},
+        "json_parse_validate_score_1000": {**summary(parsed),
+                                           "rows_per_s": BATCH_ROWS / statistics.median(parsed)},
     }
     port = free_port()
     served = dataclasses.replace(settings, api_bind=f"127.0.0.1:{port}",
@@ -71,15 +79,24 @@ def sample_matrix(rows: int) -> np.ndarray:
     return frame.loc[:, list(schema.FEATURES)].to_numpy(dtype=np.float64)
 
 
+def batch_json(matrix: np.ndarray) -> bytes:
+    """A `/predict` body with one transaction object per row of `matrix`."""
+    return orjson.dumps({"instances": [dict(zip(schema.FEATURES, row, strict=True))
+                                       for row in matrix.tolist()]})
+
+
 def measure_api(port: int, matrix: np.ndarray, requests_per_level: int,
                 batches: int) -> dict[str, Any]:
-    """Single rows at each concurrency level, then batches of 1,000 rows."""
+    """/health, then single rows at each concurrency level, then batches of 1,000 rows."""
     singles = [orjson.dumps(dict(zip(schema.FEATURES, row, strict=True)))
                for row in matrix.tolist()]
-    batch_body = orjson.dumps({"instances": [dict(zip(schema.FEATURES, row, strict=True))
-                                             for row in matrix.tolist()]})
+    batch_body = batch_json(matrix)
     post(port, [singles[0]] * 20, [])  # warm both workers' code paths
     figures: dict[str, Any] = {}
+    # The floor of a single-row request: the same keep-alive round trip, nothing scored.
+    latencies: list[float] = []
+    send(port, "GET", "/health", [b""] * requests_per_level, latencies)
+    figures["health_c1"] = summary(latencies)
     for concurrency in CONCURRENCY:
         latencies, elapsed = load(port, singles, requests_per_level, concurrency)
         figures[f"single_row_c{concurrency}"] = {**summary(latencies),
@@ -134,12 +151,18 @@ def load(port: int, bodies: list[bytes], total: int, concurrency: int,
 def post(port: int, bodies: list[bytes], latencies: list[float], path: str = "/predict",
          headers: dict[str, str] | None = None) -> None:
     """POST each body to `path` on one connection, appending each latency."""
+    send(port, "POST", path, bodies, latencies, headers or {"Content-Type": "application/json"})
+
+
+def send(port: int, method: str, path: str, bodies: list[bytes], latencies: list[float],
+         headers: dict[str, str] | None = None) -> None:
+    """One request per body (GET: send `b""`) on one connection, appending each latency."""
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-    headers = headers or {"Content-Type": "application/json"}
+    headers = headers or {}
     try:
         for body in bodies:
             started = time.perf_counter()
-            connection.request("POST", path, body, headers)
+            connection.request(method, path, body or None, headers)
             response = connection.getresponse()
             response.read()
             latencies.append(time.perf_counter() - started)  # list.append is thread-safe
@@ -168,9 +191,19 @@ def summary(seconds: list[float]) -> dict[str, float]:
 
 
 def ratios(results: dict[str, Any]) -> dict[str, float]:
-    """The two targets: batch throughput share and the single-row p50 gap."""
+    """Each API figure over its floor from the same run, and the older gap figures.
+
+    single-row p50 over `/health` p50 (HTTP alone), JSON batch rows/s over the in-process
+    parse + validate + score of the same body, V2 binary batch rows/s over in-process
+    scoring of the matrix.
+    """
     inproc, api = results["in_process"], results["api"]
     return {
+        "single_row_p50_over_health_p50":
+            api["single_row_c1"]["p50_ms"] / api["health_c1"]["p50_ms"],
+        "json_batch_over_in_process_parse_validate_score":
+            api["batch_1000_c1"]["rows_per_s"]
+            / inproc["json_parse_validate_score_1000"]["rows_per_s"],
         "batch_throughput_api_over_in_process":
             api["batch_1000_c1"]["rows_per_s"] / inproc["batch_1000"]["rows_per_s"],
         "batch_throughput_api_c2_over_in_process":
@@ -182,8 +215,44 @@ def ratios(results: dict[str, Any]) -> dict[str, float]:
     }
 
 
+def repeated(measure: Callable[[], dict[str, Any]], runs: int, key: str,
+             report: Callable[[str], None] = lambda _: None) -> dict[str, Any]:
+    """Call `measure` `runs` times; its last result, with `spread` of `result[key]` over all.
+
+    Each run's figures are ratios against baselines measured in that same run, so their
+    spread across runs shows how far one run can be trusted on a shared machine.
+    """
+    results = []
+    for number in range(1, runs + 1):
+        report(f"run {number} of {runs}")
+        results.append(measure())
+    last = results[-1]
+    return {**last, "spread": spread([r[key] for r in results])} if runs > 1 else last
+
+
+def spread(figures: list[dict[str, float | None]]) -> dict[str, dict[str, Any]]:
+    """Each figure over the runs: every value, and the lowest, median and highest."""
+    out = {}
+    for name in figures[0]:
+        values = [f.get(name) for f in figures]
+        known = [v for v in values if v is not None]
+        out[name] = {"runs": values, "min": min(known, default=None),
+                     "median": statistics.median(known) if known else None,
+                     "max": max(known, default=None)}
+    return out
+
+
+def format_spread(spread_figures: dict[str, dict[str, Any]]) -> str:
+    """One line per figure: its value in each run, then the range."""
+    return "\n".join(
+        f"{name}: {' / '.join('-' if v is None else f'{v:.3g}' for v in s['runs'])}"
+        + (f" (min {s['min']:.3g}, median {s['median']:.3g}, max {s['max']:.3g})"
+           if s["min"] is not None else "")
+        for name, s in spread_figures.items())
+
+
 def write_results(results: dict[str, Any], path: Path) -> None:
-    """Write the figures as indented JSON."""
+    """Write the figures as indented JSON (every benchmark's results file)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(results, indent=2) + "\n")
 
@@ -195,7 +264,10 @@ def print_results(results: dict[str, Any]) -> None:
     for column in ("measurement", "p50 ms", "p99 ms", "requests/s", "rows/s"):
         table.add_column(column, justify="right" if column != "measurement" else "left")
     rows = [("in-process, 1 row", results["in_process"]["single_row"]),
-            ("in-process, 1,000 rows", results["in_process"]["batch_1000"])]
+            ("in-process, 1,000 rows", results["in_process"]["batch_1000"]),
+            ("in-process, JSON 1,000 rows: parse, validate, score",
+             results["in_process"]["json_parse_validate_score_1000"]),
+            ("API, GET /health, concurrency 1", results["api"]["health_c1"])]
     rows += [(f"API, 1 row, concurrency {c}", results["api"][f"single_row_c{c}"])
              for c in CONCURRENCY]
     rows += [(f"API, 1,000 rows, concurrency {c}", results["api"][f"batch_1000_c{c}"])
@@ -208,6 +280,9 @@ def print_results(results: dict[str, Any]) -> None:
     Console().print(table)
     r = results["ratios"]
     Console().print(
+        f"single-row p50 / /health p50: {r['single_row_p50_over_health_p50']:.2f}; JSON batch / "
+        f"in-process parse+validate+score: "
+        f"{r['json_batch_over_in_process_parse_validate_score']:.0%}; "
         f"batch throughput, API / in-process: {r['batch_throughput_api_over_in_process']:.0%} "
         f"(concurrency 2: {r['batch_throughput_api_c2_over_in_process']:.0%}; V2 binary "
         f"tensor: {r['v2_binary_batch_throughput_over_in_process']:.0%}); single-row p50 "

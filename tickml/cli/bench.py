@@ -14,6 +14,17 @@ from tickml.config import get_settings
 
 bench_app = typer.Typer(help="Measure speed; figures go to benchmarks/results/.",
                         no_args_is_help=True)
+RunsOption = Annotated[int, typer.Option(
+    min=1, help="Run the benchmark this many times; the results file keeps the last run's "
+                "figures and, for 2 or more, the spread of each headline figure.")]
+
+
+def _passive_openmp() -> None:
+    """Set before LightGBM first loads, as `tickml serve` does: its OpenMP threads would
+    otherwise spin after each prediction and take the CPU from the next call."""
+    import os
+
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
 @bench_app.command("api")
@@ -32,14 +43,24 @@ def bench_api(
     output: Annotated[Path | None, typer.Option(
         help="Results file (default: benchmarks/results/api.json under TICKML_ROOT).")
     ] = None,
+    runs: RunsOption = 1,
 ) -> None:
-    """Measure the model API against in-process predict_proba on the same model.
+    """Measure the model API against its floors, measured in the same run.
 
-    In one run: predict_proba on 1 and 1,000 rows; the API on single rows at
-    concurrency 1, 8 and 32 (p50, p99, requests/s); the API on batches of 1,000
-    rows (rows/s). Prints a table and writes the figures as JSON.
+    In process: predict_proba on 1 and 1,000 rows, and the API's own JSON parsing and
+    validation plus scoring of the 1,000-row body. Through the API: GET /health, single
+    rows at concurrency 1, 8 and 32 (p50, p99, requests/s), batches of 1,000 rows as
+    JSON and as a binary V2 tensor (rows/s). Prints a table and each figure over its
+    floor, and writes the figures as JSON.
     """
-    from tickml.bench.api import print_results, run_benchmark, write_results
+    _passive_openmp()  # as the server under test does
+    from tickml.bench.api import (
+        format_spread,
+        print_results,
+        repeated,
+        run_benchmark,
+        write_results,
+    )
     from tickml.registry import RegistryError
 
     if worker_class not in WORKER_CLASSES:
@@ -48,14 +69,16 @@ def bench_api(
     if models_dir is not None:
         settings = dataclasses.replace(settings, models_dir=models_dir)
     try:
-        results = run_benchmark(settings, requests_per_level=requests_per_level,
-                                batches=batches, workers=workers, threads=threads,
-                                worker_class=worker_class)
+        results = repeated(lambda: run_benchmark(
+            settings, requests_per_level=requests_per_level, batches=batches, workers=workers,
+            threads=threads, worker_class=worker_class), runs, "ratios", typer.echo)
     except RegistryError as exc:
         raise fail(str(exc)) from None
     path = output or settings.root / "benchmarks" / "results" / "api.json"
     write_results(results, path)
     print_results(results)
+    if "spread" in results:
+        typer.echo(format_spread(results["spread"]))
     typer.echo(f"wrote {path}", err=True)
 
 
@@ -103,24 +126,37 @@ def bench_pipeline(
     ] = 3_000,
     rate: Annotated[float, typer.Option(
         min=1, help="Moderate rate (transactions/s) at which latency is measured.")] = 50.0,
-    seconds: Annotated[float, typer.Option(min=1, help="Seconds of paced writing.")] = 10.0,
+    high_rate: Annotated[float, typer.Option(
+        min=1, help="High rate (transactions/s) at which latency is measured too.")] = 1000.0,
+    seconds: Annotated[float, typer.Option(
+        min=1, help="Seconds of paced writing at each rate.")] = 10.0,
+    output: Annotated[Path | None, typer.Option(
+        help="Results file (default: benchmarks/results/pipeline.json under TICKML_ROOT).")
+    ] = None,
+    runs: RunsOption = 1,
 ) -> None:
     """Measure the whole stream (influxd, kapacitord, agent, API) on this machine.
 
-    Starts its own stack on free ports, then measures the micro-batched agent and
-    batch size 1 in the same run: burst capacity (transactions/s) and latency from
-    write to scored point (p50, p99) at a moderate rate. Writes
-    benchmarks/results/pipeline.json.
+    Starts its own stack on free ports, then measures in the same run the micro-batched
+    agent, the ceiling (the same stream through kapacitord with no UDF) and batch size
+    1: burst capacity (transactions/s), CPU per process, the agent's CPU per point and
+    peak memory, and latency from the write to the point being readable in InfluxDB
+    (p50, p99) at a moderate and a high rate. Writes benchmarks/results/pipeline.json.
     """
-    from tickml.bench.pipeline import format_table, run_pipeline_benchmark, write_results
+    from tickml.bench.api import format_spread, repeated, write_results
+    from tickml.bench.pipeline import format_table, run_pipeline_benchmark
     from tickml.stack.bootstrap import ensure_dataset_and_model
 
     settings = get_settings()
     ensure_dataset_and_model(settings, 50_000, report=typer.echo)
-    results = run_pipeline_benchmark(settings, burst, naive_burst, rate, seconds)
-    path = settings.root / "benchmarks" / "results" / "pipeline.json"
+    results = repeated(lambda: run_pipeline_benchmark(settings, burst, naive_burst, rate,
+                                                      high_rate, seconds),
+                       runs, "headline", typer.echo)
+    path = output or settings.root / "benchmarks" / "results" / "pipeline.json"
     write_results(results, path)
     typer.echo(format_table(results))
+    if "spread" in results:
+        typer.echo(format_spread(results["spread"]))
     typer.echo(f"written to {path}")
 
 
@@ -145,11 +181,7 @@ def bench_scoring(
     1,000 rows, then times one row (µs) and 1,000 rows (rows/s) through both, in
     turns, for each round. Prints a table and writes the figures as JSON.
     """
-    import os
-
-    # Set before LightGBM first loads, as `tickml serve` does: its OpenMP threads
-    # would otherwise spin after each prediction and take the CPU from the next call.
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    _passive_openmp()
     from tickml.bench.api import write_results
     from tickml.bench.scoring import format_table, run_scoring_benchmark
     from tickml.registry import RegistryError
