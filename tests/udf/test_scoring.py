@@ -7,7 +7,7 @@ from tickml.stack.programs import free_port
 from tickml.udf.client import PredictClient
 from tickml.udf.scoring import BatchScorer
 
-from .kapacitor_side import point_request
+from .kapacitor_side import point_request, split_responses
 
 
 def test_an_unreachable_api_marks_every_point_in_order_with_its_reason() -> None:
@@ -15,7 +15,7 @@ def test_an_unreachable_api_marks_every_point_in_order_with_its_reason() -> None
     scorer = BatchScorer(client, threshold=None)
     batch = [point_request(tx="a").point, point_request(tx="b", drop="V14").point]
     try:
-        out = [r.point for r in scorer.score(batch)]
+        out = [r.point for r in split_responses(scorer.score(batch))]
     finally:
         client.close()
     assert [p.fieldsString[schema.TRANSACTION_ID] for p in out] == ["a", "b"]

@@ -24,6 +24,8 @@ MAX_BACKOFF = 1.0
 #: refusal costs one more call, and the agent's own checks should leave none to refuse.
 MAX_REFUSED_ROWS = 10
 _JSON = {"Content-Type": "application/json"}
+#: The API's positional form of a transaction: `{"features": [Time, V1, ..., Amount]}`.
+POSITIONAL = "features"
 
 
 class ScoringUnavailable(RuntimeError):
@@ -118,9 +120,9 @@ class PredictClient:
                 than `retry_for` seconds.
             ScoringRejected: the API answered 4xx.
         """
-        # orjson: the stdlib encoder was a fifth of the agent's scoring thread
-        payload = orjson.dumps(
-            {"instances": [dict(zip(schema.FEATURES, row, strict=True)) for row in rows]})
+        # Positional rows (values in schema order) cost a quarter of rows by name to
+        # build and encode; orjson, as the stdlib encoder was a fifth of the agent's time.
+        payload = orjson.dumps({"instances": [{POSITIONAL: row} for row in rows]})
         deadline = time.monotonic() + self.retry_for
         backoff = FIRST_BACKOFF
         while True:
