@@ -24,6 +24,8 @@ def encode_varint(value: int) -> bytes:
     """Unsigned LEB128 encoding of a non-negative integer."""
     if value < 0:
         raise ValueError(f"varints here are unsigned, got {value}")
+    if value < 0x4000:  # one or two bytes: every frame length and most field lengths
+        return bytes((value,)) if value < 0x80 else bytes((value & 0x7F | 0x80, value >> 7))
     out = bytearray()
     while True:
         low = value & 0x7F
@@ -37,6 +39,8 @@ def encode_varint(value: int) -> bytes:
 
 def decode_varint(buffer: bytes | bytearray, start: int = 0) -> tuple[int, int] | None:
     """Decode a varint at `start`: (value, index after it), or None if incomplete."""
+    if start + 1 < len(buffer) and buffer[start + 1] < 0x80 <= buffer[start]:
+        return (buffer[start] & 0x7F) | buffer[start + 1] << 7, start + 2  # most frames
     value = 0
     for i in range(MAX_VARINT_BYTES):
         if start + i >= len(buffer):
