@@ -63,7 +63,7 @@ SCORED_POINTS = "scored"
 #: Measurement (in Chronograf's database) the alert task writes flagged transactions to.
 ALERTS = "alerts"
 
-#: Fields a point in SCORED_POINTS carries beside the transaction's own.
+#: Fields a point in SCORED_POINTS carries beside SCORED_TRANSACTION_FIELDS and the tags.
 PROBABILITY = "fraud_probability"
 VERDICT = "fraud"  # 1 when the probability reaches the threshold, else 0
 MODEL = "model"
