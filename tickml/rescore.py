@@ -3,7 +3,9 @@
 A transaction counts as done when `scored` holds a point at the same time and
 with the same tags whose `scored` field is true. Every other transaction in the
 range is scored through the model API and written to `scored` at its own
-timestamp, which replaces an earlier unscored point instead of adding one.
+timestamp, which replaces an earlier unscored point instead of adding one. The
+point carries what the agent's points carry (`schema.scored_transaction_fields`: the
+id and the label, not the features), the score fields and `rescored`.
 """
 
 from __future__ import annotations
@@ -148,31 +150,13 @@ def _features_or_reason(tx: Transaction) -> list[float] | str:
 
 def _line(tx: Transaction, results: dict[str, Any]) -> str | None:
     """The scored point in line protocol, or None (logged) when line protocol cannot carry it."""
+    own = schema.scored_transaction_fields(tx.fields.get)
     try:
-        return to_line(schema.SCORED_POINTS,
-                       {**_typed_fields(tx.fields), **results, schema.RESCORED: True},
+        return to_line(schema.SCORED_POINTS, {**own, **results, schema.RESCORED: True},
                        tx.time, tx.tags)
     except ValueError as exc:
         log.warning("rescore: transaction at %d cannot be written: %s", tx.time, exc)
         return None
-
-
-def _typed_fields(fields: dict[str, Any]) -> dict[str, Any]:
-    """The transaction's own fields with the types the generator wrote.
-
-    InfluxDB's JSON answers 1.0 as 1; written back as an integer it would clash
-    with the float field already stored, so the schema decides the types.
-    """
-    typed: dict[str, Any] = {}
-    for name in schema.FEATURES:
-        value = fields.get(name)
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            typed[name] = float(value)
-    if isinstance(fields.get(schema.LABEL), int | float):
-        typed[schema.LABEL] = int(fields[schema.LABEL])
-    if fields.get(schema.TRANSACTION_ID) is not None:
-        typed[schema.TRANSACTION_ID] = str(fields[schema.TRANSACTION_ID])
-    return typed
 
 
 def _batches(items: list[Transaction], size: int) -> Iterator[list[Transaction]]:

@@ -63,7 +63,7 @@ SCORED_POINTS = "scored"
 #: Measurement (in Chronograf's database) the alert task writes flagged transactions to.
 ALERTS = "alerts"
 
-#: Fields a point in SCORED_POINTS carries beside the transaction's own.
+#: Fields a point in SCORED_POINTS carries beside SCORED_TRANSACTION_FIELDS and the tags.
 PROBABILITY = "fraud_probability"
 VERDICT = "fraud"  # 1 when the probability reaches the threshold, else 0
 MODEL = "model"
@@ -72,6 +72,10 @@ SCORED = "scored"  # true when the point carries a score, false with REASON othe
 REASON = "unscored_reason"
 LATENCY = "latency_ms"  # from the point's own timestamp to the moment it was scored
 RESCORED = "rescored"  # true on points written by `tickml rescore` (no latency)
+#: Fields of the transaction a point in SCORED_POINTS carries beside the tags: its id,
+#: and the label, for live precision and recall. The features stay in TRANSACTIONS
+#: (the agent's `.keepFeatures(TRUE)` copies them too).
+SCORED_TRANSACTION_FIELDS: tuple[str, ...] = (TRANSACTION_ID, LABEL)
 
 
 #: Every feature value lies strictly inside (-LIMIT, LIMIT). JSON parsers round an integer
@@ -156,3 +160,41 @@ def _parsed_number(text: str) -> float | str:
         return float(text)
     except ValueError:
         return text
+
+
+def scored_transaction_fields(
+    lookup: Callable[[str], object], keep_features: bool = False,
+) -> dict[str, str | int | float]:
+    """What a point in SCORED_POINTS carries of its transaction, typed as stored there.
+
+    The one definition the UDF agent and `tickml rescore` share: the id as a string,
+    the label as an integer when it is a whole number, and with `keep_features` each
+    feature that is a usable number, as a float. Anything else is left out, so a
+    malformed transaction field can never clash with the types `scored` already holds.
+
+    Args:
+        lookup: the transaction's field by name, None when absent.
+    """
+    fields: dict[str, str | int | float] = {}
+    transaction_id = lookup(TRANSACTION_ID)
+    if transaction_id is not None:
+        fields[TRANSACTION_ID] = str(transaction_id)
+    label = _whole_number(lookup(LABEL))
+    if label is not None:
+        fields[LABEL] = label
+    if keep_features:
+        for name in FEATURES:
+            value = lookup(name)
+            number, problem = feature_value(_parsed_number(value) if type(value) is str else value)
+            if value is not None and problem is None:
+                fields[name] = number
+    return fields
+
+
+def _whole_number(value: object) -> int | None:
+    """`value` as an int when it is an int or a float without a fraction, else None."""
+    if type(value) is int:
+        return value
+    if type(value) is float and value.is_integer():  # False for NaN and infinities
+        return int(value)
+    return None

@@ -149,17 +149,28 @@ def test_transactions_per_second_add_up_to_the_points_written(
 
 def test_latest_flagged_table_lists_flagged_transactions_with_amount_and_truth(
         dashboard_run: DashboardRun) -> None:
-    dashboard, query = next(item for item in QUERIES
-                            if item[1].panel == "Latest flagged transactions")
-    _, series = run_panel_query(dashboard_run, dashboard, query)
-    rows = [row for s in series for row in s.records()]
+    panel = panel_by_title("Latest flagged transactions")
+    dashboard = DASHBOARDS["fraud-live.json"]
+    queries = {q.ref_id: q for _, q in QUERIES if q.panel == panel["title"]}
+    rows = [row for s in run_panel_query(dashboard_run, dashboard, queries["A"])[1]
+            for row in s.records()]
+    amounts = {row["transaction_id"]: row["Amount"]
+               for s in run_panel_query(dashboard_run, dashboard, queries["B"])[1]
+               for row in s.records()}
     flagged = dashboard_run.records(
-        'SELECT "transaction_id", "Amount", "fraud_probability", "Class" FROM "scored" '
-        'WHERE "fraud" = 1')
+        'SELECT "transaction_id", "fraud_probability", "Class" FROM "scored" WHERE "fraud" = 1')
     assert len(rows) == min(50, len(flagged)) > 0
     assert {row["transaction_id"] for row in rows} <= {row["transaction_id"] for row in flagged}
     assert all(row["Class"] in (0, 1) and 0 <= row["fraud_probability"] <= 1 for row in rows)
     assert [row["time"] for row in rows] == sorted((row["time"] for row in rows), reverse=True)
+    # The panel joins B's amounts onto A by transaction id and keeps A's rows only.
+    written = {row["transaction_id"]: row["Amount"] for row in dashboard_run.records(
+        'SELECT "transaction_id", "Amount" FROM "transactions"')}
+    assert all(amounts[row["transaction_id"]] == written[row["transaction_id"]] for row in rows)
+    assert panel["transformations"][:2] == [
+        {"id": "joinByField", "options": {"byField": "transaction_id", "mode": "outer"}},
+        {"id": "filterByValue", "options": {"type": "exclude", "match": "any", "filters": [
+            {"fieldName": "fraud_probability", "config": {"id": "isNull", "options": {}}}]}}]
 
 
 def test_unscored_panels_show_the_unscorable_point_and_its_reason(
@@ -190,15 +201,15 @@ def test_probability_distribution_holds_probabilities(dashboard_run: DashboardRu
     assert all(0 <= p <= 1 for p in probabilities)
 
 
-def test_every_flagged_transaction_raises_one_alert_naming_transaction_amount_probability(
+def test_every_flagged_transaction_raises_one_alert_naming_transaction_and_probability(
         dashboard_run: DashboardRun) -> None:
     flagged = dashboard_run.records(
-        'SELECT "transaction_id", "Amount", "fraud_probability" FROM "scored" WHERE "fraud" = 1')
+        'SELECT "transaction_id", "fraud_probability" FROM "scored" WHERE "fraud" = 1')
     alerts = dashboard_run.records(f'SELECT "message", "level", "value" FROM {ALERTS}')
     assert len(alerts) == len(flagged) > 0
     messages = {alert["message"] for alert in alerts}
     for tx in flagged:
-        assert (f"transaction {tx['transaction_id']}, amount {tx['Amount']:.2f}, "
+        assert (f"transaction {tx['transaction_id']}, "
                 f"probability {tx['fraud_probability']:.3f}") in " | ".join(messages)
     assert {alert["level"] for alert in alerts} == {"CRITICAL"}
 

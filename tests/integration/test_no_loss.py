@@ -20,7 +20,7 @@ import requests
 from tests.polling import wait_until
 from tickml import schema
 from tickml.generator import transaction_lines
-from tickml.influx import InfluxClient, to_line
+from tickml.influx import InfluxClient, WriteRefused, to_line
 from tickml.kapacitor import KapacitorError
 from tickml.rescore import rescore
 from tickml.stack.programs import TICKML
@@ -70,6 +70,37 @@ def test_one_bad_value_in_a_batch_of_two_hundred_costs_only_that_point(stream) -
     assert stream.kapacitor.task("fraud_scoring").healthy
 
 
+def with_field(line: str, name: str, literal: str | None) -> str:
+    """A transaction line with field `name` given the line-protocol `literal`, or removed."""
+    head, rest = line.split(f",{name}=", 1)
+    tail = rest.split(",", 1)[1]
+    return f"{head},{tail}" if literal is None else f"{head},{name}={literal},{tail}"
+
+
+def test_a_string_or_missing_feature_reaches_scored_marked_and_the_rest_is_scored(
+        stream) -> None:
+    rows = stream.test_rows.sample(40, random_state=6)
+    lines = transaction_lines(rows, time.time_ns(), tags={"run": "malformed"}, spacing_ns=1000)
+    string_v3 = lines[9] = with_field(lines[9], "V3", '"abc"')
+    lines[20] = with_field(lines[20], "V14", None)
+    # The shard already holds V3 as a float: InfluxDB stores every point but the string
+    # one, yet its subscription hands Kapacitor the whole write, as sent.
+    with pytest.raises(WriteRefused, match="field type conflict"):
+        stream.influx.write_lines(lines)
+    scored = stream.wait_for_scored("malformed", 40).set_index(schema.TRANSACTION_ID)
+    assert len(scored) == 40, "every transaction comes out, the malformed ones too"
+    v3_id = string_v3.split(f'{schema.TRANSACTION_ID}="', 1)[1].split('"', 1)[0]
+    v14_id = lines[20].split(f'{schema.TRANSACTION_ID}="', 1)[1].split('"', 1)[0]
+    marked = scored[~scored[schema.SCORED].astype(bool)]
+    assert marked[schema.REASON].to_dict() == {v3_id: "non-numeric feature V3",
+                                               v14_id: "missing feature V14"}
+    others = scored.drop(index=[v3_id, v14_id])
+    assert others[schema.PROBABILITY].between(0, 1).all() and len(others) == 38
+    assert set(scored[schema.LABEL].dropna()) <= {0, 1}
+    assert not set(schema.FEATURES) & set(scored.columns), "scored points carry no features"
+    assert stream.kapacitor.task("fraud_scoring").healthy
+
+
 # -- the API refusing rows it names ---------------------------------------------------------
 def test_rows_the_api_refuses_by_index_are_marked_and_the_rest_is_scored(
         stream, api_client) -> None:
@@ -96,7 +127,8 @@ def test_refusals_one_by_one_are_bounded_and_the_rest_is_left_for_rescore(
     given_up = [o for o in outcomes if isinstance(o, Unscored) and o.api_error]
     assert len(refused) == MAX_REFUSED_ROWS
     assert len(given_up) == 30 - MAX_REFUSED_ROWS, "left unscored, so rescore tries them again"
-    assert all(o.reason.startswith("api rejected the batch: instances[0].Time") for o in given_up)
+    assert all(o.reason.startswith("api rejected the batch: instances[0].features[0] (Time)")
+               for o in given_up)
     assert not any(isinstance(o, Score) for o in outcomes)
 
 

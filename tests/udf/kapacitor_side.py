@@ -6,7 +6,7 @@ import socket
 
 from tickml import schema
 from tickml.udf import udf_pb2
-from tickml.udf.framing import FrameReader, encode_frame
+from tickml.udf.framing import FrameReader, decode_varint, encode_frame
 
 
 class KapacitorSide:
@@ -89,3 +89,16 @@ def keepalive_request(time_ns: int) -> udf_pb2.Request:
     request = udf_pb2.Request()
     request.keepalive.time = time_ns
     return request
+
+
+def split_responses(frames: bytes) -> list[udf_pb2.Response]:
+    """The Responses in a run of frames, as Kapacitor reads them."""
+    responses, start = [], 0
+    while start < len(frames):
+        decoded = decode_varint(frames, start)
+        assert decoded is not None, "a frame's length prefix is cut off"
+        length, start = decoded
+        assert start + length <= len(frames), "a frame is cut off"
+        responses.append(udf_pb2.Response.FromString(frames[start:start + length]))
+        start += length
+    return responses

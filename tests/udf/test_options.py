@@ -35,6 +35,14 @@ def test_info_declares_each_option_with_one_type() -> None:
     assert list(info.options["batchSize"].valueTypes) == [udf_pb2.INT]
     assert list(info.options["maxWait"].valueTypes) == [udf_pb2.DURATION]
     assert list(info.options["threshold"].valueTypes) == [udf_pb2.DOUBLE]
+    assert list(info.options["keepFeatures"].valueTypes) == [udf_pb2.BOOL]
+
+
+def test_scored_points_are_lean_unless_a_task_keeps_the_features() -> None:
+    assert parse().keep_features is False
+    assert parse(keepFeatures=True).keep_features is True
+    with pytest.raises(OptionsError, match="keepFeatures takes exactly one BOOL"):
+        parse(keepFeatures=1)
 
 
 def test_options_override_defaults_with_durations_in_seconds() -> None:

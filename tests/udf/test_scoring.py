@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import orjson
+import pytest
+
 from tickml import schema
 from tickml.stack.programs import free_port
 from tickml.udf.client import PredictClient
 from tickml.udf.scoring import BatchScorer
 
-from .kapacitor_side import point_request
+from .kapacitor_side import point_request, split_responses
 
 
 def test_an_unreachable_api_marks_every_point_in_order_with_its_reason() -> None:
@@ -15,7 +22,7 @@ def test_an_unreachable_api_marks_every_point_in_order_with_its_reason() -> None
     scorer = BatchScorer(client, threshold=None)
     batch = [point_request(tx="a").point, point_request(tx="b", drop="V14").point]
     try:
-        out = [r.point for r in scorer.score(batch)]
+        out = [r.point for r in split_responses(scorer.score(batch))]
     finally:
         client.close()
     assert [p.fieldsString[schema.TRANSACTION_ID] for p in out] == ["a", "b"]
@@ -24,3 +31,46 @@ def test_an_unreachable_api_marks_every_point_in_order_with_its_reason() -> None
     assert not any(p.fieldsBool[schema.SCORED] for p in out)
     assert (scorer.stats.batches, scorer.stats.unscored, scorer.stats.scored) == (1, 2, 0)
     assert scorer.stats.reasons == {"api unreachable": 1, "missing feature V14": 1}
+
+
+@pytest.fixture
+def api_closing_idle_connections() -> Iterator[str]:
+    """A fake API (an answer for any batch) that closes every connection after one answer
+    while announcing keep-alive, as a server whose idle timeout has passed does."""
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_POST(self) -> None:
+            rows = len(orjson.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                       ["instances"])
+            body = orjson.dumps({"predictions": [{"probability": 0.25, "fraud": False}] * rows,
+                                 "model": {"name": "fake", "version": 1}})
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+            self.close_connection = True
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_a_kept_alive_connection_the_api_closed_is_replaced_at_once(
+        api_closing_idle_connections: str, caplog: pytest.LogCaptureFixture) -> None:
+    client = PredictClient(api_closing_idle_connections, timeout=2.0, retry_for=0.0)
+    try:
+        first = client.predict([[0.1] * len(schema.FEATURES)])
+        second = client.predict([[0.2] * len(schema.FEATURES)] * 3)
+    finally:
+        client.close()
+    assert first.probabilities == [0.25] and second.probabilities == [0.25] * 3
+    assert "retrying" not in caplog.text and "unreachable" not in caplog.text

@@ -6,13 +6,14 @@ agent and `tickml rescore` both call it, so a verdict means the same in both.
 
 from __future__ import annotations
 
+import http.client
 import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 import orjson
-import requests
 
 from tickml import schema
 from tickml.influx import FieldValue
@@ -24,6 +25,8 @@ MAX_BACKOFF = 1.0
 #: refusal costs one more call, and the agent's own checks should leave none to refuse.
 MAX_REFUSED_ROWS = 10
 _JSON = {"Content-Type": "application/json"}
+#: The API's positional form of a transaction: `{"features": [Time, V1, ..., Amount]}`.
+POSITIONAL = "features"
 
 
 class ScoringUnavailable(RuntimeError):
@@ -102,13 +105,23 @@ class Predictions:
 
 
 class PredictClient:
-    """Posts batches to `{url}/predict`, retrying transient failures with backoff."""
+    """Posts batches to `{url}/predict`, retrying transient failures with backoff.
+
+    It keeps one HTTP connection alive with http.client, which spends less than half
+    the CPU requests does on each call (a call per 200 points is a large share of the
+    agent's work). Unlike requests it reads no proxy settings from the environment:
+    the API is reached directly.
+    """
 
     def __init__(self, url: str, timeout: float, retry_for: float) -> None:
         self.endpoint = url.rstrip("/") + "/predict"
         self.timeout = timeout
         self.retry_for = retry_for
-        self.session = requests.Session()
+        parts = urlsplit(self.endpoint)
+        self._https = parts.scheme == "https"
+        self._netloc = parts.netloc
+        self._path = parts.path + (f"?{parts.query}" if parts.query else "")
+        self._connection: http.client.HTTPConnection | None = None
 
     def predict(self, rows: list[list[float]]) -> Predictions:
         """Score `rows` (features in schema order).
@@ -118,9 +131,9 @@ class PredictClient:
                 than `retry_for` seconds.
             ScoringRejected: the API answered 4xx.
         """
-        # orjson: the stdlib encoder was a fifth of the agent's scoring thread
-        payload = orjson.dumps(
-            {"instances": [dict(zip(schema.FEATURES, row, strict=True)) for row in rows]})
+        # Positional rows (values in schema order) cost a quarter of rows by name to
+        # build and encode; orjson, as the stdlib encoder was a fifth of the agent's time.
+        payload = orjson.dumps({"instances": [{POSITIONAL: row} for row in rows]})
         deadline = time.monotonic() + self.retry_for
         backoff = FIRST_BACKOFF
         while True:
@@ -137,32 +150,59 @@ class PredictClient:
     def _attempt(self, payload: bytes, rows: int) -> Predictions | str:
         """Predictions, or a short reason the attempt failed transiently."""
         try:
-            response = self.session.post(self.endpoint, data=payload, headers=_JSON,
-                                         timeout=self.timeout)
-        except requests.Timeout:
+            status, body = self._post(payload)
+        except TimeoutError:
             return f"api timeout after {self.timeout:g}s"
-        except requests.ConnectionError:
+        except (OSError, http.client.HTTPException):
             return "api unreachable"
-        if response.status_code >= 500:
-            return f"api error {response.status_code}"
-        if response.status_code >= 400:
-            raise _rejection(response)
+        if status >= 500:
+            return f"api error {status}"
+        if status >= 400:
+            raise _rejection(status, body)
         try:
-            return _parse(orjson.loads(response.content), rows)
+            return _parse(orjson.loads(body), rows)
         except (ValueError, KeyError, TypeError) as exc:  # a 200 that is not our API's answer
             raise ScoringRejected(f"api answered an unreadable body: {exc}") from None
 
+    def _post(self, payload: bytes) -> tuple[int, bytes]:
+        """The status and body of one POST; a kept-alive connection the server has
+        closed meanwhile is replaced once, at once, as requests' pool does."""
+        reused = self._connection is not None
+        try:
+            return self._exchange(payload)
+        except (ConnectionError, http.client.BadStatusLine):
+            if not reused:
+                raise
+        return self._exchange(payload)
+
+    def _exchange(self, payload: bytes) -> tuple[int, bytes]:
+        if self._connection is None:
+            kind = http.client.HTTPSConnection if self._https else http.client.HTTPConnection
+            self._connection = kind(self._netloc, timeout=self.timeout)
+        try:
+            self._connection.request("POST", self._path, body=payload, headers=_JSON)
+            response = self._connection.getresponse()
+            body = response.read()
+        except BaseException:
+            self.close()
+            raise
+        if response.will_close:
+            self.close()
+        return response.status, body
+
     def close(self) -> None:
-        self.session.close()
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
 
 
-def _rejection(response: requests.Response) -> ScoringRejected:
+def _rejection(status: int, body: bytes) -> ScoringRejected:
     """The API's 4xx as an exception carrying the row, field and code it names."""
     try:
-        error = response.json()["error"]
+        error = orjson.loads(body)["error"]
         message = str(error["message"])
     except (ValueError, KeyError, TypeError):
-        return ScoringRejected(f"api rejected the batch: status {response.status_code}")
+        return ScoringRejected(f"api rejected the batch: status {status}")
     index = error.get("index")
     return ScoringRejected(
         f"api rejected the batch: {message}",

@@ -24,6 +24,8 @@ def encode_varint(value: int) -> bytes:
     """Unsigned LEB128 encoding of a non-negative integer."""
     if value < 0:
         raise ValueError(f"varints here are unsigned, got {value}")
+    if value < 0x4000:  # one or two bytes: every frame length and most field lengths
+        return bytes((value,)) if value < 0x80 else bytes((value & 0x7F | 0x80, value >> 7))
     out = bytearray()
     while True:
         low = value & 0x7F
@@ -37,6 +39,8 @@ def encode_varint(value: int) -> bytes:
 
 def decode_varint(buffer: bytes | bytearray, start: int = 0) -> tuple[int, int] | None:
     """Decode a varint at `start`: (value, index after it), or None if incomplete."""
+    if start + 1 < len(buffer) and buffer[start + 1] < 0x80 <= buffer[start]:
+        return (buffer[start] & 0x7F) | buffer[start + 1] << 7, start + 2  # most frames
     value = 0
     for i in range(MAX_VARINT_BYTES):
         if start + i >= len(buffer):
@@ -60,6 +64,7 @@ class FrameReader:
     def __init__(self, sock: socket.socket) -> None:
         self._sock = sock
         self._buffer = bytearray()
+        self._start = 0  # where the next frame begins in _buffer
 
     def read_frame(self) -> bytes | None:
         """The next frame's body, or None on a clean end of stream between frames.
@@ -68,26 +73,29 @@ class FrameReader:
             ProtocolError: the stream ended inside a frame, or a length is absurd.
         """
         while True:
-            decoded = decode_varint(self._buffer)
+            decoded = decode_varint(self._buffer, self._start)
             if decoded is not None:
                 length, start = decoded
                 if length > MAX_FRAME_BYTES:
                     raise ProtocolError(f"frame of {length} bytes exceeds {MAX_FRAME_BYTES}")
-                if len(self._buffer) >= start + length:
-                    body = bytes(self._buffer[start:start + length])
-                    del self._buffer[:start + length]
-                    return body
+                end = start + length
+                if len(self._buffer) >= end:
+                    # Frames are sliced off by moving `_start`; the consumed bytes go
+                    # when the buffer is refilled, not once per frame.
+                    self._start = end
+                    return bytes(self._buffer[start:end])
             if not self._fill():
-                if self._buffer:
-                    raise ProtocolError(
-                        f"stream ended inside a frame ({len(self._buffer)} bytes pending)"
-                    )
+                if len(self._buffer) > self._start:
+                    raise ProtocolError(f"stream ended inside a frame "
+                                        f"({len(self._buffer) - self._start} bytes pending)")
                 return None
 
     def _fill(self) -> bool:
         chunk = self._sock.recv(READ_CHUNK)
         if not chunk:
             return False
+        del self._buffer[:self._start]
+        self._start = 0
         self._buffer += chunk
         return True
 

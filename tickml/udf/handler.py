@@ -137,13 +137,14 @@ class ConnectionHandler:
     # -- scoring ---------------------------------------------------------------------
     def _score_loop(self) -> None:
         client = PredictClient(self.options.url, self.options.timeout, self.options.retry_for)
-        scorer = BatchScorer(client, self.options.threshold, self.stats)
+        scorer = BatchScorer(client, self.options.threshold, self.stats,
+                             self.options.keep_features)
         try:
             while not self._broken.is_set():
                 batch, finished = self.batcher.next_batch()
                 if batch:
                     # one write for the whole batch, in arrival order
-                    self._send(*scorer.score(batch))
+                    self._send_frames(scorer.score(batch))
                 if finished:
                     return
         finally:
@@ -154,7 +155,9 @@ class ConnectionHandler:
         if any(r.WhichOneof("message") is None for r in responses):
             # An empty Response crashes kapacitord itself, not just the task.
             raise ValueError("refusing to send a Response without a message")
-        frames = b"".join(encode_frame(r) for r in responses)
+        self._send_frames(b"".join(encode_frame(r) for r in responses))
+
+    def _send_frames(self, frames: bytes) -> None:
         with self._write_lock:
             if self._broken.is_set():
                 return

@@ -9,6 +9,7 @@ Example::
         .timeout(2s)
         .retryFor(5s)
         .threshold(0.5)
+        .keepFeatures(FALSE)
 
 Each option is bounded, so whoever can connect to the agent cannot make it hold an
 unbounded queue or wait without end:
@@ -21,6 +22,9 @@ unbounded queue or wait without end:
 - `retryFor`: 0 to 300 s (`MAX_RETRY_SECONDS`); default 5 s.
 - `threshold`: 0.0 to 1.0; default the model's own.
 - `maxPending`: `batchSize` to 10,000 points (`MAX_PENDING`); default 10,000.
+- `keepFeatures`: TRUE to copy the transaction's features (those that are numbers, as
+  floats) into each scored point; default FALSE, lean points that carry the id, the
+  label, the tags and the score fields only (`schema.scored_transaction_fields`).
 
 A value out of range fails the task's Init with a message naming the option and its
 bound.
@@ -61,6 +65,7 @@ class ScoringOptions:
     retry_for: float = 5.0  # seconds of retrying before points go out unscored
     threshold: float | None = None  # None: use the model's own threshold
     max_pending: int = 10_000  # points held at most; beyond that Kapacitor waits
+    keep_features: bool = False  # scored points carry the features too
 
 
 #: TICKscript name → (dataclass field, Kapacitor value type).
@@ -72,6 +77,7 @@ OPTION_TYPES: dict[str, tuple[str, int]] = {
     "retryFor": ("retry_for", udf_pb2.DURATION),
     "threshold": ("threshold", udf_pb2.DOUBLE),
     "maxPending": ("max_pending", udf_pb2.INT),
+    "keepFeatures": ("keep_features", udf_pb2.BOOL),
 }
 
 

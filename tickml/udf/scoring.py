@@ -1,4 +1,4 @@
-"""Scoring one micro-batch of Kapacitor points: features out, score fields back in."""
+"""Scoring one micro-batch of Kapacitor points: features out, scored points back."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ from dataclasses import dataclass, field
 
 from tickml.udf import udf_pb2
 from tickml.udf.client import PredictClient, Score, Unscored, score_rows
-from tickml.udf.points import read_features, result_point
+from tickml.udf.framing import encode_varint
+from tickml.udf.points import read_features, result_response
 
 
 @dataclass
@@ -33,20 +34,29 @@ class BatchScorer:
 
     Args:
         threshold: the task's `.threshold()`; None keeps the model's own.
+        keep_features: the task's `.keepFeatures()`: scored points carry the features too.
     """
 
     def __init__(self, client: PredictClient, threshold: float | None,
-                 stats: ConnectionStats | None = None) -> None:
+                 stats: ConnectionStats | None = None, keep_features: bool = False) -> None:
         self.client = client
         self.threshold = threshold
         self.stats = stats or ConnectionStats()
+        self.keep_features = keep_features
 
-    def score(self, batch: list[udf_pb2.Point]) -> list[udf_pb2.Response]:
-        """One response per point, in the order given, from one API call."""
+    def score(self, batch: list[udf_pb2.Point]) -> bytes:
+        """The framed Responses, one per point in the order given, from one API call.
+
+        The points' fields are emptied on the way (see `result_response`).
+        """
         outcomes = score_rows(self.client, [read_features(p) for p in batch], self.threshold)
         now = time.time_ns()
         self.stats.batches += 1
         for outcome in outcomes:
             self.stats.count(outcome)
-        return [result_point(point, outcome.fields(), now)
-                for point, outcome in zip(batch, outcomes, strict=True)]
+        keep = self.keep_features
+        frames = []
+        for point, outcome in zip(batch, outcomes, strict=True):
+            response = result_response(point, outcome.fields(), now, keep)
+            frames += (encode_varint(len(response)), response)
+        return b"".join(frames)
