@@ -159,9 +159,9 @@ class ModelHolder:
         self.loaded_at = _now()
         self.problem = None
         self.refusal = None
-        log.info("serving %s (threshold %.4f, %s path%s)%s", model.ref, model.threshold,
-                 model.scoring["path"],
-                 f": {model.scoring['reason']}" if "reason" in model.scoring else "",
+        scoring = model.scoring
+        log.info("serving %s (threshold %.4f, %s path: %s)%s", model.ref, model.threshold,
+                 scoring["path"], scoring.get("reason") or scoring.get("source"),
                  "" if previous is None else f", replacing {previous.ref}")
         if self._on_change is not None:
             self._on_change(model)
