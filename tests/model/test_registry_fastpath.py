@@ -4,15 +4,14 @@ recorded, built at load when missing, and never trusted when anything differs.""
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import shutil
-import zipfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from tests.model.test_fastpath import built_by_another_llvmlite
 from tickml import schema
 from tickml.config import Settings
 from tickml.data.prepare import load_split
@@ -97,15 +96,7 @@ def test_a_symlinked_fastpath_file_is_not_followed(registry: ModelRegistry,
 def test_a_fastpath_file_built_by_another_compiler_is_refused(
         registry: ModelRegistry) -> None:
     folder = version_folder(registry)
-    original = zipfile.ZipFile(io.BytesIO((folder / FASTPATH).read_bytes()))
-    manifest = json.loads(original.read("manifest.json"))
-    manifest["libraries"]["llvmlite"] = "0.1.0"
-    rewritten = io.BytesIO()
-    with zipfile.ZipFile(rewritten, "w") as archive:
-        for name in original.namelist():
-            archive.writestr(name, json.dumps(manifest) if name == "manifest.json"
-                             else original.read(name))
-    data = rewritten.getvalue()
+    data = built_by_another_llvmlite((folder / FASTPATH).read_bytes())
     (folder / FASTPATH).write_bytes(data)
     metadata = sidecar(registry)  # recorded as if registered so: only the version differs
     metadata[FASTPATH_KEY].update(sha256=hashlib.sha256(data).hexdigest(), bytes=len(data))
