@@ -55,7 +55,7 @@ def test_an_ensemble_is_served_by_its_pipeline_and_says_why(
     registry.promote(ref)
     assert not (registry.path(ref) / FASTPATH).exists()
 
-    server = make_server(registry)
+    server = make_server(registry, api_workers=1)
     model = server.get("/model").json()
     assert model["name"] == "fraud-vote"
     assert model["scoring"]["path"] == "pipeline"
@@ -74,7 +74,7 @@ def test_a_changed_compiled_file_is_refused_and_the_pipeline_serves(
     data[len(data) // 3] ^= 0x01
     artefact.write_bytes(bytes(data))
 
-    server = make_server(registry)
+    server = make_server(registry, api_workers=1)
     scoring = server.get("/model").json()["scoring"]
     assert scoring["path"] == "pipeline"
     assert scoring["reason"].startswith(f"{FASTPATH} refused: ")
