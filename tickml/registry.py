@@ -6,6 +6,7 @@ Layout::
       production.json              {"name": ..., "version": ..., "promoted_at": ...}
       <name>/<version>/model.joblib
       <name>/<version>/metadata.json   (columns, threshold, metrics, sha256, ...)
+      <name>/<version>/fastpath.zip    (the compiled scorer, when the pipeline has one)
       <name>/<version>/*.png           (plots saved with the model)
 
 Trust model. Unpickling runs code, so whoever can write `models/` can run code in
@@ -29,21 +30,30 @@ What a load checks before anything is unpickled:
   hashed, compared with the sidecar's sha256 and unpickled, so a file swapped or
   rewritten during the load is refused or has no effect.
 
+The compiled scorer (`tickml.modeling.fastpath`) is held to the same rules: its sha256
+and size are in the sidecar, it is read once through the same no-follow opens, and the
+hashed bytes are the bytes loaded. It is only a faster form of the pipeline: one that is
+missing is built at load (and cached when the folder is writable); one that is changed,
+built for another platform or compiler, or that scores differently from the pipeline is
+never used, and the pipeline serves with the reason in `LoadedModel.scoring`.
+
 Notebooks, the API and the CLI go through this module; nothing else opens model files.
 """
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import io
 import json
+import logging
 import os
 import platform
 import re
 import stat
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as package_version
@@ -55,11 +65,19 @@ import numpy as np
 import pandas as pd
 
 from tickml import schema
-from tickml.files import write_json_atomically
+from tickml.files import write_bytes_atomically, write_json_atomically
+from tickml.modeling import fastpath
+from tickml.modeling.fastpath import FastScorer
+
+log = logging.getLogger(__name__)
 
 POINTER = "production.json"
 ARTIFACT = "model.joblib"
 METADATA = "metadata.json"
+FASTPATH = fastpath.ARTEFACT
+#: The sidecar's record of the compiled scorer: its file, or why there is none.
+FASTPATH_KEY = "fastpath"
+_FASTPATH_LOCK = ".fastpath.lock"
 TRACKED_LIBRARIES = ("tickml", "scikit-learn", "imbalanced-learn", "lightgbm", "numpy",
                      "pandas", "joblib")
 #: A model name: one path component that can never be `.` or `..`.
@@ -67,7 +85,7 @@ NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 MAX_JSON_BYTES = 1 << 20  # a pointer or sidecar is a few kB; anything this big is not one
 _VERSION_FOLDER = re.compile(r"[1-9][0-9]{0,17}")
 _SHA256 = re.compile(r"[0-9a-f]{64}")
-_RESERVED_KEYS = frozenset({"name", "version", "artifact"})
+_RESERVED_KEYS = frozenset({"name", "version", "artifact", FASTPATH_KEY})
 _NOFOLLOW = os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
 
 
@@ -110,10 +128,17 @@ class ModelRef:
 
 @dataclass(frozen=True)
 class LoadedModel:
-    """A verified, unpickled model with its metadata: it scores, checks and names itself."""
+    """A verified, unpickled model with its metadata: it scores, checks and names itself.
+
+    `fast` is the compiled scorer that serves in the pipeline's place when there is one
+    (checked equal to it); `scoring` says which path serves, and why (`/model` shows it).
+    """
 
     pipeline: Any
     metadata: dict[str, Any]
+    fast: FastScorer | None = None
+    scoring: dict[str, Any] = field(default_factory=lambda: {
+        "path": "pipeline", "reason": "loaded without the registry's compiled scorer"})
 
     @property
     def ref(self) -> ModelRef:
@@ -128,6 +153,15 @@ class LoadedModel:
 
         Returns a float64 array, empty for no rows.
         """
+        matrix = schema.as_feature_matrix(rows)
+        if len(matrix) == 0:
+            return np.empty(0)
+        if self.fast is not None:
+            return self.fast.predict_matrix(matrix)
+        return self.pipeline_proba(matrix)
+
+    def pipeline_proba(self, rows: pd.DataFrame | np.ndarray) -> np.ndarray:
+        """Fraud probability per row through the pipeline itself, never the compiled form."""
         matrix = schema.as_feature_matrix(rows)
         if len(matrix) == 0:
             return np.empty(0)
@@ -153,8 +187,15 @@ class LoadedModel:
 class ModelRegistry:
     """Versioned model artifacts under one directory, read without following links."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, *, verification_split: Path | None = None) -> None:
+        """Args:
+            root: the registry folder.
+            verification_split: the prepared test split (a parquet file) that checks a
+                compiled scorer built at load; without it, or when it cannot be read,
+                `fastpath.deterministic_rows()` check it.
+        """
         self.root = Path(root)
+        self.verification_split = verification_split
 
     # -- writing -------------------------------------------------------------------------
     def register(
@@ -168,8 +209,14 @@ class ModelRegistry:
         seed: int,
         data_sha256: str,
         extra: dict[str, Any] | None = None,
+        verification_rows: pd.DataFrame | np.ndarray | None = None,
     ) -> ModelRef:
         """Save `pipeline` as the next version of `name` and return its reference.
+
+        When the pipeline has a compiled form it is built, checked against the pipeline
+        on `verification_rows` (default: `fastpath.deterministic_rows()`) and saved as
+        `fastpath.zip` beside the artifact; the sidecar records its sha256, compiler and
+        the comparison, or why the pipeline serves instead.
 
         Raises:
             RegistryError: a bad name, `extra` naming a key the registry owns, or the
@@ -185,6 +232,13 @@ class ModelRegistry:
         joblib.dump(pipeline, buffer)
         data = buffer.getvalue()
         _write_new_file(self.path(ref) / ARTIFACT, data)
+        rows = (fastpath.deterministic_rows() if verification_rows is None
+                else schema.as_feature_matrix(verification_rows))
+        scorer, record = _compiled(pipeline, rows, threshold)
+        if scorer is not None:
+            compiled = scorer.to_bytes()
+            _write_new_file(self.path(ref) / FASTPATH, compiled)
+            record = {**_file_record(FASTPATH, compiled), **record}
         metadata = {
             "name": name,
             "version": ref.version,
@@ -197,8 +251,8 @@ class ModelRegistry:
             "seed": seed,
             "data_sha256": data_sha256,
             "libraries": library_versions(),
-            "artifact": {"file": ARTIFACT, "sha256": hashlib.sha256(data).hexdigest(),
-                         "bytes": len(data)},
+            "artifact": _file_record(ARTIFACT, data),
+            FASTPATH_KEY: record,
             **(extra or {}),
         }
         write_json_atomically(self.path(ref) / METADATA, metadata)
@@ -286,7 +340,8 @@ class ModelRegistry:
             raise RegistryError(f"{ref}: the artifact could not be loaded: {exc!r}") from exc
         if not hasattr(pipeline, "predict_proba"):
             raise RegistryError(f"{ref}: the artifact is not a classifier (no predict_proba)")
-        return LoadedModel(pipeline, metadata)
+        fast, scoring = self._fast_scorer(ref, metadata, pipeline)
+        return LoadedModel(pipeline, metadata, fast, scoring)
 
     def load_production(self) -> LoadedModel:
         """Load the production model, verified."""
@@ -298,24 +353,141 @@ class ModelRegistry:
             )
         return self.load(ref)
 
+    # -- the compiled scorer ---------------------------------------------------------------
+    def _fast_scorer(self, ref: ModelRef, metadata: dict[str, Any],
+                     pipeline: Any) -> tuple[FastScorer | None, dict[str, Any]]:
+        """The compiled scorer that may serve `ref`, and what `LoadedModel.scoring` says.
+
+        A recorded `fastpath.zip` is read like the artifact and checked again on the
+        deterministic rows; any refusal leaves the pipeline serving, with the reason.
+        Without a recorded file (an older model, or compilation failed at register) the
+        scorer is built here.
+        """
+        if fastpath.lightgbm_booster(pipeline) is None:
+            return None, {"path": "pipeline", "reason": fastpath.no_form_reason(pipeline)}
+        record = metadata.get(FASTPATH_KEY)
+        if isinstance(record, dict) and "file" in record:
+            try:
+                return self._saved_fast_scorer(ref, record, pipeline, metadata)
+            except FileNotFoundError:
+                log.warning("%s: %s is missing; building the compiled scorer", ref, FASTPATH)
+            except Exception as exc:  # changed, foreign or unequal: never trusted
+                reason = f"{FASTPATH} refused: {exc}"
+                log.error("%s: %s; the pipeline serves", ref, reason)
+                return None, {"path": "pipeline", "reason": reason}
+        return self._built_fast_scorer(ref, pipeline, float(metadata["threshold"]))
+
+    def _saved_fast_scorer(self, ref: ModelRef, record: dict[str, Any], pipeline: Any,
+                           metadata: dict[str, Any]) -> tuple[FastScorer, dict[str, Any]]:
+        if record.get("file") != FASTPATH:
+            raise RegistryError(f"the sidecar names {record.get('file')!r}; only {FASTPATH} "
+                                "in the version folder is ever loaded")
+        scorer = FastScorer.from_bytes(self._read_recorded(ref, record))
+        if not scorer.built_from(pipeline):
+            raise fastpath.FastPathIntegrityError("it was compiled from another booster")
+        check = scorer.verify(pipeline, fastpath.deterministic_rows(), metadata["threshold"])
+        recorded = record.get("verification", {})
+        return scorer, {**scorer.describe(), "source": FASTPATH,
+                        "max_abs_difference": recorded.get("max_abs_difference"),
+                        "rows_verified": recorded.get("rows"),
+                        "load_check": {"rows": check.rows,
+                                       "max_abs_difference": check.max_abs_difference}}
+
+    def _built_fast_scorer(self, ref: ModelRef, pipeline: Any,
+                           threshold: float) -> tuple[FastScorer | None, dict[str, Any]]:
+        """Build, check and use the compiled scorer; cache it when the folder is writable.
+
+        A lock file in the version folder makes concurrent loaders (gunicorn workers)
+        take turns: the first builds and caches, the others load its file.
+        """
+        try:
+            lock = os.open(self.path(ref) / _FASTPATH_LOCK,
+                           os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0),
+                           0o644)
+        except OSError:  # a read-only models folder (the API's mount): build in memory
+            return self._build_in_memory(pipeline, threshold)
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            record = self.metadata(ref).get(FASTPATH_KEY)
+            if isinstance(record, dict) and "file" in record:  # another loader cached it
+                try:
+                    return self._saved_fast_scorer(ref, record, pipeline, self.metadata(ref))
+                except Exception as exc:  # rebuilt from the pipeline below
+                    log.warning("%s: the cached %s is refused (%s); rebuilding", ref,
+                                FASTPATH, exc)
+            scorer, scoring = self._build_in_memory(pipeline, threshold)
+            if scorer is not None:
+                self._cache(ref, scorer, scoring)
+            return scorer, scoring
+        finally:
+            os.close(lock)
+
+    def _build_in_memory(self, pipeline: Any,
+                         threshold: float) -> tuple[FastScorer | None, dict[str, Any]]:
+        scorer, record = _compiled(pipeline, self._verification_rows(), threshold)
+        if scorer is None:
+            return None, record
+        verification = record["verification"]
+        return scorer, {**scorer.describe(), "source": "built at load",
+                        "max_abs_difference": verification["max_abs_difference"],
+                        "rows_verified": verification["rows"]}
+
+    def _cache(self, ref: ModelRef, scorer: FastScorer, scoring: dict[str, Any]) -> None:
+        """Save `scorer` beside the artifact and record it; a failure only costs the cache."""
+        try:
+            data = scorer.to_bytes()
+            write_bytes_atomically(self.path(ref) / FASTPATH, data)
+            metadata = self.metadata(ref)
+            metadata[FASTPATH_KEY] = {
+                **_file_record(FASTPATH, data), **scorer.describe(),
+                "libraries": scorer.manifest["libraries"],
+                "verification": {"rows": scoring["rows_verified"],
+                                 "max_abs_difference": scoring["max_abs_difference"]}}
+            write_json_atomically(self.path(ref) / METADATA, metadata)
+            scoring["source"] = f"built at load, cached as {FASTPATH}"
+        except OSError as exc:
+            log.warning("%s: the compiled scorer serves but is not cached: %s", ref, exc)
+
+    def _verification_rows(self) -> np.ndarray:
+        """The test split when it can be read, else the deterministic rows."""
+        if self.verification_split is not None:
+            try:
+                return schema.as_feature_matrix(pd.read_parquet(self.verification_split))
+            except (OSError, ValueError) as exc:
+                log.info("the test split %s cannot be read (%s); checking on the "
+                         "deterministic rows", self.verification_split, exc)
+        return fastpath.deterministic_rows()
+
+    # -- verified reads -------------------------------------------------------------------
     def _verified_artifact(self, ref: ModelRef) -> tuple[dict[str, Any], bytes]:
         metadata = self.metadata(ref)
-        recorded = metadata["artifact"]
-        where = f"{ref.folder}/{ARTIFACT}"
         try:
-            # One byte past the recorded size is enough to see that the file grew.
-            data = self._read(ref.name, str(ref.version), ARTIFACT, limit=recorded["bytes"] + 1)
+            return metadata, self._read_recorded(ref, metadata["artifact"])
         except FileNotFoundError:
-            raise IntegrityError(f"{ref}: artifact {where} is missing") from None
-        if len(data) != recorded["bytes"]:
-            found = (f"over {recorded['bytes']:,} bytes" if len(data) > recorded["bytes"]
-                     else f"{len(data):,} bytes")
-            difference = f"it has {found}, the registry recorded {recorded['bytes']:,}"
-        elif (actual := hashlib.sha256(data).hexdigest()) != recorded["sha256"]:
+            raise IntegrityError(f"{ref}: artifact {ref.folder}/{ARTIFACT} is missing") from None
+
+    def _read_recorded(self, ref: ModelRef, recorded: dict[str, Any]) -> bytes:
+        """The file a sidecar entry names, read once and checked against its size and sha256.
+
+        Raises:
+            FileNotFoundError: the file does not exist.
+            IntegrityError: its size or sha256 differs from the record.
+            UnsafeEntryError: it or a folder on the way is a link or not a plain entry.
+        """
+        where = f"{ref.folder}/{recorded['file']}"
+        size, digest = recorded.get("bytes"), recorded.get("sha256")
+        if not isinstance(size, int) or not isinstance(digest, str):
+            raise RegistryError(f"{where}: the sidecar records no valid size and sha256")
+        # One byte past the recorded size is enough to see that the file grew.
+        data = self._read(ref.name, str(ref.version), recorded["file"], limit=size + 1)
+        if len(data) != size:
+            found = f"over {size:,} bytes" if len(data) > size else f"{len(data):,} bytes"
+            difference = f"it has {found}, the registry recorded {size:,}"
+        elif (actual := hashlib.sha256(data).hexdigest()) != digest:
             difference = (f"it has sha256 {actual[:12]}…, the registry recorded "
-                          f"{recorded['sha256'][:12]}…")
+                          f"{digest[:12]}…")
         else:
-            return metadata, data
+            return data
         raise IntegrityError(f"{ref}: {where} does not match its recorded size and sha256 "
                              f"({difference}); the file was changed or truncated after it "
                              "was saved, so it is not loaded")
@@ -438,6 +610,31 @@ def _checked_sidecar(ref: ModelRef, metadata: Any) -> dict[str, Any]:
     if not isinstance(size, int) or isinstance(size, bool) or size < 0:
         raise RegistryError(f"{where} records the size {size!r}, not a number of bytes")
     return metadata
+
+
+def _file_record(name: str, data: bytes) -> dict[str, Any]:
+    """A sidecar entry for a file of the version folder: its name, sha256 and size."""
+    return {"file": name, "sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
+
+
+def _compiled(pipeline: Any, rows: np.ndarray,
+              threshold: float) -> tuple[FastScorer | None, dict[str, Any]]:
+    """The pipeline's compiled scorer checked on `rows`, or None, and its sidecar record.
+
+    Any failure to compile or to match the pipeline is a reason to keep the pipeline
+    path, never an error: the pipeline is the model.
+    """
+    try:
+        scorer = fastpath.build_fast_scorer(pipeline)
+        if scorer is None:
+            return None, {"path": "pipeline", "reason": fastpath.no_form_reason(pipeline)}
+        verification = scorer.verify(pipeline, rows, threshold)
+    except Exception as exc:  # a compiler failure of any kind means "no compiled form"
+        log.warning("the compiled scorer is not used: %r", exc)
+        return None, {"path": "pipeline", "reason": f"compilation or verification failed: "
+                      f"{exc}"}
+    return scorer, {**scorer.describe(), "libraries": scorer.manifest["libraries"],
+                    "verification": verification.as_dict()}
 
 
 def library_versions() -> dict[str, str]:

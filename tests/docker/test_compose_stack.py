@@ -147,6 +147,9 @@ def test_predict_on_the_published_port_gives_the_registry_models_probabilities(
     served = [p["probability"] for p in answer.json()["predictions"]]
     expected = model.predict_proba(rows[list(schema.FEATURES)])
     assert served == pytest.approx(list(expected), abs=1e-12)
+    # The trainer container compiled the scorer; the API (models/ read-only) loads that file.
+    scoring = requests.get(f"{stack.url('API_PORT')}/model", timeout=10).json()["scoring"]
+    assert scoring["path"] == "compiled" and scoring["source"] == "fastpath.zip", scoring
 
 
 def test_after_a_minute_every_transaction_has_its_scored_point(stack: ComposeStack) -> None:

@@ -150,9 +150,9 @@ def test_a_tampered_artefact_is_refused(saved: tuple[Path, str]) -> None:
         FastScorer.load(directory, sha256)
 
 
-def test_an_artefact_built_by_another_compiler_version_is_refused(
-        scorer: FastScorer, tmp_path: Path) -> None:
-    original = zipfile.ZipFile(io.BytesIO(scorer.to_bytes()))
+def built_by_another_llvmlite(artefact: bytes) -> bytes:
+    """`artefact` with a manifest saying it was compiled by llvmlite 0.1.0."""
+    original = zipfile.ZipFile(io.BytesIO(artefact))
     manifest = json.loads(original.read("manifest.json"))
     manifest["libraries"]["llvmlite"] = "0.1.0"
     rewritten = io.BytesIO()
@@ -160,8 +160,13 @@ def test_an_artefact_built_by_another_compiler_version_is_refused(
         for name in original.namelist():
             archive.writestr(name, json.dumps(manifest) if name == "manifest.json"
                              else original.read(name))
+    return rewritten.getvalue()
+
+
+def test_an_artefact_built_by_another_compiler_version_is_refused(
+        scorer: FastScorer, tmp_path: Path) -> None:
     with pytest.raises(FastPathIntegrityError, match=r"llvmlite.*rebuild it"):
-        FastScorer.from_bytes(rewritten.getvalue())
+        FastScorer.from_bytes(built_by_another_llvmlite(scorer.to_bytes()))
 
 
 def test_a_missing_artefact_says_so(tmp_path: Path) -> None:

@@ -56,7 +56,8 @@ def create_app(settings: Settings | None = None,
     metrics = Metrics()
     holder = ModelHolder(Path(app.config["TICKML_MODELS_DIR"]),
                          float(app.config["TICKML_RELOAD_INTERVAL"]),
-                         on_change=metrics.model_loaded, on_refuse=metrics.model_refused)
+                         on_change=metrics.model_loaded, on_refuse=metrics.model_refused,
+                         verification_split=settings.processed_dir / "test.parquet")
     app.extensions["tickml"] = ApiState(holder, metrics, int(app.config["TICKML_MAX_INSTANCES"]))
     holder.refresh(wait=True)
 

@@ -61,7 +61,11 @@ _SERVICE = {"name": "tickml model API",
                       "ready": "/ready", "metrics": "/metrics"}}
 _METADATA = {**MODEL, "created": "2026-01-01T11:58:00+00:00", "columns": list(schema.FEATURES),
              "metrics": {"test": {"average_precision": 0.81, "roc_auc": 0.97}},
-             "params": {"n_estimators": 400, "learning_rate": 0.05}, "seed": 42}
+             "params": {"n_estimators": 400, "learning_rate": 0.05}, "seed": 42,
+             "scoring": {"path": "compiled", "compiler": "lleaves 1.3.0", "trees": 400,
+                         "tolerance": 1e-9, "source": "fastpath.zip",
+                         "max_abs_difference": 2.2e-16, "rows_verified": 56962,
+                         "load_check": {"rows": 2000, "max_abs_difference": 1.1e-16}}}
 _METRICS = ("# HELP tickml_api_rows_scored_total Transactions scored.\n"
             "# TYPE tickml_api_rows_scored_total counter\n"
             "tickml_api_rows_scored_total 1024.0\n")

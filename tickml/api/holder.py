@@ -48,13 +48,16 @@ class ModelHolder:
         on_change: called with each newly loaded model (metrics use it).
         on_refuse: called after each refused model.
         clock: monotonic clock, replaceable in tests.
+        verification_split: the prepared test split, which checks a compiled scorer
+            built at load (see `ModelRegistry`).
     """
 
     def __init__(self, models_dir: Path, reload_interval: float,
                  on_change: Callable[[LoadedModel], None] | None = None,
                  on_refuse: Callable[[], None] | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
-        self.registry = ModelRegistry(models_dir)
+                 clock: Callable[[], float] = time.monotonic,
+                 verification_split: Path | None = None) -> None:
+        self.registry = ModelRegistry(models_dir, verification_split=verification_split)
         self.reload_interval = reload_interval
         self._on_change = on_change
         self._on_refuse = on_refuse
@@ -156,7 +159,9 @@ class ModelHolder:
         self.loaded_at = _now()
         self.problem = None
         self.refusal = None
-        log.info("serving %s (threshold %.4f)%s", model.ref, model.threshold,
+        scoring = model.scoring
+        log.info("serving %s (threshold %.4f, %s path: %s)%s", model.ref, model.threshold,
+                 scoring["path"], scoring.get("reason") or scoring.get("source"),
                  "" if previous is None else f", replacing {previous.ref}")
         if self._on_change is not None:
             self._on_change(model)

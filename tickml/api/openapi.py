@@ -126,7 +126,8 @@ def _paths() -> dict[str, Any]:
              **_errors(503)})},
         "/model": {"get": _operation(
             "The production model's metadata",
-            "Name, version, threshold, metrics, columns and the rest of its registry sidecar.",
+            "Name, version, threshold, metrics, columns and the rest of its registry sidecar; "
+            "`scoring` says whether the compiled scorer or the pipeline serves, and why.",
             {200: ("The metadata.", {"application/json": _ref("ModelMetadata")}),
              **_errors(503)})},
         "/health": {"get": _operation(
@@ -321,11 +322,22 @@ def _schemas(max_instances: int) -> dict[str, Any]:
         },
         "ModelMetadata": {
             "type": "object",
-            "required": ["name", "version", "threshold", "columns", "metrics"],
+            "required": ["name", "version", "threshold", "columns", "metrics", "scoring"],
             "properties": {"name": {"type": "string"}, "version": {"type": "integer"},
                            "threshold": {"type": "number"},
                            "columns": {"type": "array", "items": {"type": "string"}},
-                           "metrics": {"type": "object"}},
+                           "metrics": {"type": "object"},
+                           "scoring": {
+                               "type": "object", "required": ["path"],
+                               "description": "Which path serves: `compiled` (the compiler, "
+                                              "the largest difference from the pipeline and "
+                                              "the rows compared) or `pipeline` and why.",
+                               "properties": {
+                                   "path": {"type": "string", "enum": ["compiled", "pipeline"]},
+                                   "reason": {"type": "string"},
+                                   "compiler": {"type": "string"},
+                                   "max_abs_difference": {"type": "number"},
+                                   "rows_verified": {"type": "integer"}}}},
         },
         "Health": {"type": "object", "required": ["status"],
                    "properties": {"status": {"type": "string", "enum": ["alive"]}}},

@@ -77,8 +77,11 @@ def score(matrix: np.ndarray) -> tuple[LoadedModel, list[dict[str, Any]], int]:
 
 @bp.get("/model")
 def model_metadata() -> Response:
-    """The production model's metadata: version, threshold, metrics, columns, ..."""
-    return json_response(require_model().metadata)
+    """The production model's metadata (version, threshold, metrics, columns, ...), and
+    under `scoring` which path serves it: `compiled` with its compiler and how far it
+    was found from the pipeline, or `pipeline` and why."""
+    model = require_model()
+    return json_response({**model.metadata, "scoring": model.scoring})
 
 
 @bp.get("/health")

@@ -50,6 +50,8 @@ FORMAT = 1
 #: which gain nothing measurable from the host's vector extensions, and a cached
 #: artefact then stays valid when the models folder moves to another machine.
 TARGET_CPU = "x86-64"
+#: How many deterministic rows check a scorer when no test split is given.
+VERIFICATION_ROWS = 2_000
 _MANIFEST, _BOOSTER, _OBJECT = "manifest.json", "booster.txt", "forest.o"
 _ENTRY = "forest_root"  # the compiled function's name (lleaves' froot_func_name)
 
@@ -122,6 +124,31 @@ def build_fast_scorer(pipeline: Any) -> FastScorer | None:
     return FastScorer(model, manifest, {_BOOSTER: text, _OBJECT: object_code})
 
 
+def no_form_reason(pipeline: Any) -> str:
+    """Why `pipeline` keeps the pipeline path, named by its final estimator."""
+    steps = getattr(pipeline, "steps", None)
+    final = steps[-1][1] if isinstance(steps, list) and steps else pipeline
+    return (f"{type(final).__name__}: no compiled form (only a features → LightGBM "
+            "pipeline has one)")
+
+
+def deterministic_rows(rows: int = VERIFICATION_ROWS, seed: int = 0) -> np.ndarray:
+    """The rows a compiled scorer is checked on when no test split is at hand.
+
+    Always the same for the same arguments: Time spread over two days, V1..V28
+    standard normal with a tail of larger values (like PCA components of real
+    transactions), Amount log-normal, plus an all-zero row. They reach every tree's
+    branches that ordinary traffic reaches, which is what the comparison needs.
+    """
+    generator = np.random.default_rng(seed)
+    matrix = np.empty((rows, len(schema.FEATURES)))
+    matrix[:, 0] = generator.uniform(0, 2 * 86_400, rows)
+    matrix[:, 1:-1] = generator.standard_t(df=3, size=(rows, len(schema.FEATURES) - 2))
+    matrix[:, -1] = generator.lognormal(mean=3.0, sigma=1.5, size=rows)
+    matrix[0] = 0.0
+    return matrix
+
+
 def lightgbm_booster(pipeline: Any) -> Any | None:
     """The LightGBM booster of a features → LightGBM pipeline, or None for any other model."""
     steps = getattr(pipeline, "steps", None)
@@ -188,6 +215,10 @@ class FastScorer:
         booster = lightgbm_booster(pipeline)
         return booster is not None and hashlib.sha256(
             booster.model_to_string().encode()).hexdigest() == self.manifest["booster_sha256"]
+
+    def predict_matrix(self, matrix: np.ndarray) -> np.ndarray:
+        """`predict_proba` for a non-empty schema-order float64 matrix, unchecked."""
+        return self._forest(derive_features(matrix))
 
     def describe(self) -> dict[str, Any]:
         """What serves, for `/model` and the model's metadata."""

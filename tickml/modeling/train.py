@@ -142,6 +142,7 @@ def train_default_model(
                            "train_rows": manifest.train_rows, "test_rows": manifest.test_rows},
                "threshold_rule": "best F1 on validation" if precision_target is None
                else f"precision >= {precision_target} on validation"},
+        verification_rows=test,
     )
     pr_curve = plot_precision_recall(
         test[schema.LABEL].to_numpy(), fitted.test_scores, fitted.threshold,
