@@ -62,10 +62,11 @@ def counts(influx: InfluxClient) -> dict[str, int]:
     """Transactions, points in `scored`, and of those the scored and unscored ones."""
     return {
         "transactions": influx.count(schema.TRANSACTIONS, schema.AMOUNT),
-        "scored_points": influx.count(schema.SCORED_POINTS, schema.AMOUNT),
+        # Every scored point carries the `scored` flag; the features stay in transactions.
+        "scored_points": influx.count(schema.SCORED_POINTS, schema.SCORED),
         "scored": influx.count(schema.SCORED_POINTS, schema.PROBABILITY,
                                f'"{schema.SCORED}" = true'),
-        "unscored": influx.count(schema.SCORED_POINTS, schema.AMOUNT,
+        "unscored": influx.count(schema.SCORED_POINTS, schema.SCORED,
                                  f'"{schema.SCORED}" = false'),
     }
 
