@@ -58,7 +58,7 @@ test: ## Install what the tests need, lint, and run the whole test suite
 	@# The builds are CPU- and network-bound in turns: run them side by side.
 	$(MAKE) --no-print-directory --jobs=3 --output-sync=target setup
 	$(MAKE) --no-print-directory lint
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest --durations=20
 
 .PHONY: test-fast
 test-fast: $(STAMP) ## Lint and run the tests that start no services (quick, no influxd or kapacitord)
