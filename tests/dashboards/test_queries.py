@@ -147,16 +147,21 @@ def test_transactions_per_second_add_up_to_the_points_written(
     assert total == pytest.approx(dashboard_run.sent)
 
 
+def records_by_query(run: DashboardRun, title: str) -> dict[str, list[dict[str, Any]]]:
+    """The rows of each query of the live dashboard's panel `title`, run as Grafana runs
+    them, by query letter (the panel joins them by transaction id)."""
+    dashboard = DASHBOARDS["fraud-live.json"]
+    return {q.ref_id: [row for series in run_panel_query(run, dashboard, q)[1]
+                       for row in series.records()]
+            for _, q in QUERIES if q.panel == title}
+
+
 def test_latest_flagged_table_lists_flagged_transactions_with_amount_and_truth(
         dashboard_run: DashboardRun) -> None:
     panel = panel_by_title("Latest flagged transactions")
-    dashboard = DASHBOARDS["fraud-live.json"]
-    queries = {q.ref_id: q for _, q in QUERIES if q.panel == panel["title"]}
-    rows = [row for s in run_panel_query(dashboard_run, dashboard, queries["A"])[1]
-            for row in s.records()]
-    amounts = {row["transaction_id"]: row["Amount"]
-               for s in run_panel_query(dashboard_run, dashboard, queries["B"])[1]
-               for row in s.records()}
+    results = records_by_query(dashboard_run, panel["title"])
+    rows = results["A"]
+    amounts = {row["transaction_id"]: row["Amount"] for row in results["B"]}
     flagged = dashboard_run.records(
         'SELECT "transaction_id", "fraud_probability", "Class" FROM "scored" WHERE "fraud" = 1')
     assert len(rows) == min(50, len(flagged)) > 0
@@ -295,13 +300,9 @@ def test_operations_by_amount_and_analysed_over_time_count_every_transaction(
 def test_latest_analysed_table_reads_ok_fraud_detected_or_queued(
         dashboard_run: DashboardRun) -> None:
     panel = panel_by_title("Latest analysed transactions")
-    dashboard = DASHBOARDS["fraud-live.json"]
-    queries = {q.ref_id: q for _, q in QUERIES if q.panel == panel["title"]}
-    latest = [row for s in run_panel_query(dashboard_run, dashboard, queries["A"])[1]
-              for row in s.records()]
-    verdicts = {row["transaction_id"]: row["verdict"]
-                for s in run_panel_query(dashboard_run, dashboard, queries["B"])[1]
-                for row in s.records()}
+    results = records_by_query(dashboard_run, panel["title"])
+    latest = results["A"]
+    verdicts = {row["transaction_id"]: row["verdict"] for row in results["B"]}
     assert len(latest) == 100
     # The panel joins B onto A by transaction id, as its joinByField transformation does.
     shown = [mapped_text(panel, "Verdict", verdicts.get(row["transaction_id"]))

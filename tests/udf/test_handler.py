@@ -9,7 +9,6 @@ from __future__ import annotations
 import socket
 import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
@@ -20,6 +19,7 @@ from tickml.udf.handler import ConnectionHandler
 from tickml.udf.options import ScoringOptions
 
 from .kapacitor_side import KapacitorSide, keepalive_request, point_request
+from .local_http import QuietHandler, serving
 
 
 @pytest.fixture
@@ -36,7 +36,7 @@ def silent_api() -> Iterator[str]:
 def web_page_server() -> Iterator[str]:
     """A web server that is not tickml's API: it answers every POST with an HTML page."""
 
-    class PageHandler(BaseHTTPRequestHandler):
+    class PageHandler(QuietHandler):
         def do_POST(self) -> None:
             self.rfile.read(int(self.headers["Content-Length"]))
             page = b"<html><body>Welcome</body></html>"
@@ -46,15 +46,8 @@ def web_page_server() -> Iterator[str]:
             self.end_headers()
             self.wfile.write(page)
 
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), PageHandler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+    with serving(PageHandler) as url:
+        yield url
 
 
 @pytest.fixture

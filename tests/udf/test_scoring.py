@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import orjson
 import pytest
@@ -15,6 +13,7 @@ from tickml.udf.client import PredictClient
 from tickml.udf.scoring import BatchScorer
 
 from .kapacitor_side import point_request, split_responses
+from .local_http import QuietHandler, serving
 
 
 def test_an_unreachable_api_marks_every_point_in_order_with_its_reason() -> None:
@@ -38,7 +37,7 @@ def api_closing_idle_connections() -> Iterator[str]:
     """A fake API (an answer for any batch) that closes every connection after one answer
     while announcing keep-alive, as a server whose idle timeout has passed does."""
 
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(QuietHandler):
         protocol_version = "HTTP/1.1"
 
         def do_POST(self) -> None:
@@ -53,15 +52,8 @@ def api_closing_idle_connections() -> Iterator[str]:
             self.wfile.write(body)
             self.close_connection = True
 
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+    with serving(Handler) as url:
+        yield url
 
 
 def test_a_kept_alive_connection_the_api_closed_is_replaced_at_once(
