@@ -2,7 +2,8 @@
 # Install the TICK pieces tickml's integration tests need:
 #   * InfluxDB 1.x from Debian's `influxdb` package (the daemon is NOT left running);
 #   * kapacitord + kapacitor CLI built from source at a pinned version into a cache
-#     outside the repository (no prebuilt downloads are reachable from our machines).
+#     outside the repository (no prebuilt downloads are reachable from our machines),
+#     with tickml's fixes from scripts/patches/kapacitor/ applied (each says why).
 # Safe to run repeatedly: a version stamp makes a second run a fast no-op.
 set -euo pipefail
 
@@ -14,6 +15,7 @@ PKGCONFIG_DIR="$CACHE/pkgconfig"
 LOG_DIR="$CACHE/logs"
 # Bump when the build recipe below changes, so cached binaries are rebuilt.
 RECIPE_REVISION=1
+PATCH_DIR="$(cd "$(dirname "$0")" && pwd)/patches/kapacitor"
 
 FORCE=0
 KAPACITOR_SRC=""
@@ -25,7 +27,8 @@ usage() {
 Usage: $(basename "$0") [--force] [--help]
 
 Installs influxd (Debian package 'influxdb') if missing and builds kapacitord and
-the kapacitor CLI v${KAPACITOR_VERSION} from source into:
+the kapacitor CLI v${KAPACITOR_VERSION} from source, with the fixes in
+scripts/patches/kapacitor/ applied, into:
   \${TICKML_CACHE:-\$HOME/.cache/tickml}/bin      (now: $BIN_DIR)
 
 Options:
@@ -125,8 +128,14 @@ setup_build_env() {
     mkdir -p "$BIN_DIR" "$SRC_DIR" "$PKGCONFIG_DIR" "$CARGO_HOME"
 }
 
+# One hash for the patch set: a changed or added patch means a rebuild.
+patches_hash() {
+    cat "$PATCH_DIR"/*.patch 2>/dev/null | sha256sum | cut -c1-12
+}
+
 stamp() {
-    printf 'kapacitor v%s recipe %s\n' "$KAPACITOR_VERSION" "$RECIPE_REVISION"
+    printf 'kapacitor v%s recipe %s patches %s\n' "$KAPACITOR_VERSION" "$RECIPE_REVISION" \
+        "$(patches_hash)"
 }
 
 kapacitord_is_current() {
@@ -144,8 +153,23 @@ fetch_kapacitor_source() {
     KAPACITOR_COMMIT="$(json_field Hash <<<"$json")"
     [ -n "$dir" ] || die "go mod download gave no Dir for kapacitor v$KAPACITOR_VERSION"
     # go install refuses kapacitor (replace directives): build it as the main module.
-    KAPACITOR_SRC="$SRC_DIR/kapacitor-v$KAPACITOR_VERSION"
-    copy_tree "$dir" "$KAPACITOR_SRC"
+    KAPACITOR_SRC="$SRC_DIR/kapacitor-v$KAPACITOR_VERSION-patches-$(patches_hash)"
+    [ -d "$KAPACITOR_SRC" ] || patched_copy "$dir" "$KAPACITOR_SRC"
+}
+
+# Copy the module's source to DST with every patch applied, or leave no DST at all.
+patched_copy() {
+    local src="$1" dst="$2" patch
+    rm -rf "$dst.tmp"
+    cp -r "$src" "$dst.tmp"
+    chmod -R u+w "$dst.tmp"
+    for patch in "$PATCH_DIR"/*.patch; do
+        [ -e "$patch" ] || continue
+        log "applying $(basename "$patch")"
+        patch --quiet --forward -p1 -d "$dst.tmp" <"$patch" \
+            || die "$(basename "$patch") does not apply to kapacitor v$KAPACITOR_VERSION"
+    done
+    mv "$dst.tmp" "$dst"
 }
 
 fetch_flux_source() {

@@ -1,4 +1,5 @@
-"""Tasks edited or disabled in Chronograf stay so through `tickml tasks define` and `tickml up`.
+"""Tasks edited or disabled in Chronograf stay so through `tickml tasks define` and `tickml up`,
+and disabling the scoring task while transactions flow never takes kapacitord down.
 
 The native stack runs here as `./up.sh --local` starts it, watchdog included. Edits and
 disables go through Kapacitor's HTTP API in the very requests Chronograf 1.10 makes
@@ -23,6 +24,8 @@ from tests.polling import wait_until
 from tickml.kapacitor import TASKS, define_tickml_tasks, kapacitor_for
 from tickml.stack.native import NativeStack
 from tickml.stack.programs import TICKML
+
+from .conftest import counts, influx_of
 
 # The stack starts within the first test: on a busy machine that alone takes minutes.
 pytestmark = pytest.mark.timeout(600)
@@ -204,5 +207,43 @@ def test_a_task_defined_before_tickml_kept_a_record_is_recorded_and_then_saves_i
         chronograf_save(url, "kapacitor_stats", add_comment("mine"))
         assert define_actions(tickml_tasks("define", "kapacitor_stats")) == {
             "kapacitor_stats": "kept (edited)"}
+    finally:
+        restore_shipped(native)
+
+
+def unix_sockets_held(pid: int) -> int:
+    """How many unix-domain sockets process `pid` holds (kapacitord: one per UDF node)."""
+    unix_inodes = {line.split()[6] for line in Path("/proc/net/unix").read_text().splitlines()[1:]}
+    descriptors = Path(f"/proc/{pid}/fd")
+    targets = (os.readlink(fd) for fd in descriptors.iterdir())
+    return sum(1 for target in targets
+               if target.startswith("socket:[") and target[8:-1] in unix_inodes)
+
+
+def test_disabling_and_enabling_scoring_while_points_flow_never_takes_kapacitord_down(
+        native: NativeStack) -> None:
+    # tickml's kapacitord carries scripts/patches/kapacitor/udf-stop-races.patch; without
+    # it this loop made kapacitord panic within about 80 disables on 2 cores.
+    url = native.settings.kapacitor_url
+    kapacitor = kapacitor_for(native.service_settings)
+    influx = influx_of(native)
+    kapacitord = native.call("getProcessInfo", "kapacitord")["pid"]
+    try:
+        for _ in range(200):
+            chronograf_disable(url, "fraud_scoring")
+            chronograf().patch(task_url(url, "fraud_scoring"), json={"status": "enabled"},
+                               timeout=10).raise_for_status()
+            time.sleep(0.02)  # let the task start and points reach the agent
+
+        assert native.call("getProcessInfo", "kapacitord")["pid"] == kapacitord, \
+            "kapacitord was restarted: " + (native.logs / "kapacitord.log").read_text()[-3000:]
+        assert "panic" not in (native.logs / "kapacitord.log").read_text()
+        task = kapacitor.task("fraud_scoring")
+        assert task.healthy, f"stopping the task was taken for a failure: {task.error}"
+        assert wait_until(lambda: unix_sockets_held(kapacitord) == 1, timeout=10), \
+            f"kapacitord holds {unix_sockets_held(kapacitord)} UDF connections, not 1"
+        scored = counts(influx)["scored"]
+        assert wait_until(lambda: counts(influx)["scored"] > scored + 20, timeout=60), \
+            "scoring did not go on after the last enable"
     finally:
         restore_shipped(native)
