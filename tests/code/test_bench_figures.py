@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from tickml.bench.api import repeated, spread
 from tickml.bench.pipeline import CEILING_MEASUREMENT, ceiling_script
+from tickml.bench.runs import repeated, spread
 from tickml.kapacitor import TaskDefinition, read_scripts
 
 from ..conftest import SCRIPTS

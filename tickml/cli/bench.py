@@ -54,13 +54,8 @@ def bench_api(
     floor, and writes the figures as JSON.
     """
     _passive_openmp()  # as the server under test does
-    from tickml.bench.api import (
-        format_spread,
-        print_results,
-        repeated,
-        run_benchmark,
-        write_results,
-    )
+    from tickml.bench.api import print_results, run_benchmark
+    from tickml.bench.runs import format_spread, repeated, write_results
     from tickml.registry import RegistryError
 
     if worker_class not in WORKER_CLASSES:
@@ -103,7 +98,7 @@ def bench_abuse(
     once, and four at the body limit. Prints the figures and writes them as JSON.
     """
     from tickml.bench.abuse import format_results, run_abuse_benchmark
-    from tickml.bench.api import write_results
+    from tickml.bench.runs import write_results
     from tickml.stack.bootstrap import ensure_dataset_and_model
 
     settings = get_settings()
@@ -143,8 +138,8 @@ def bench_pipeline(
     peak memory, and latency from the write to the point being readable in InfluxDB
     (p50, p99) at a moderate and a high rate. Writes benchmarks/results/pipeline.json.
     """
-    from tickml.bench.api import format_spread, repeated, write_results
     from tickml.bench.pipeline import format_table, run_pipeline_benchmark
+    from tickml.bench.runs import format_spread, repeated, write_results
     from tickml.stack.bootstrap import ensure_dataset_and_model
 
     settings = get_settings()
@@ -182,7 +177,7 @@ def bench_scoring(
     turns, for each round. Prints a table and writes the figures as JSON.
     """
     _passive_openmp()
-    from tickml.bench.api import write_results
+    from tickml.bench.runs import write_results
     from tickml.bench.scoring import format_table, run_scoring_benchmark
     from tickml.registry import RegistryError
 
