@@ -15,7 +15,14 @@ import pytest
 from tickml.config import Settings
 from tickml.data.prepare import prepare_dataset
 
-from .engine import Engine, EngineUnavailable, build_standins, compose_version, ensure_engine
+from .engine import (
+    Engine,
+    EngineUnavailable,
+    build_standins,
+    compose_version,
+    ensure_engine,
+    remove_dangling_tickml_images,
+)
 from .stack import ComposeStack, copy_repository, stack_environment
 
 #: Rows of the stack's dataset: small enough to train in seconds inside a container.
@@ -41,8 +48,11 @@ def docker_engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
     except EngineUnavailable as exc:
         engine.stop()
         unavailable(str(exc))
-    yield engine
-    engine.stop()
+    try:
+        yield engine
+        remove_dangling_tickml_images()
+    finally:
+        engine.stop()
 
 
 @pytest.fixture(scope="session")

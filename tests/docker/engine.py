@@ -18,6 +18,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 STANDINS_BUILD = ROOT / "compose" / "standins" / "build.sh"
 DOCKERD_PIDFILE = Path("/var/run/docker.pid")
+# Every image tickml builds (its own and the stand-ins) carries this label.
+TICKML_IMAGE_LABEL = "org.opencontainers.image.vendor=tickml"
 
 
 class EngineUnavailable(RuntimeError):
@@ -70,6 +72,16 @@ class Engine:
         except subprocess.TimeoutExpired:
             self.started.kill()
             self.started.wait(timeout=10)
+
+
+def remove_dangling_tickml_images() -> None:
+    """Remove tickml's images that a newer build untagged; nobody else's, nothing tagged.
+
+    Each run rebuilds the images, and the engine keeps the previous build of each as an
+    untagged image: without this a machine that runs the tests often fills its disk.
+    """
+    docker("image", "prune", "--force", "--filter", f"label={TICKML_IMAGE_LABEL}",
+           timeout=300)
 
 
 def ensure_engine(log_path: Path, timeout: float = 90) -> Engine:
