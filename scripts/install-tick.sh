@@ -154,22 +154,18 @@ fetch_kapacitor_source() {
     [ -n "$dir" ] || die "go mod download gave no Dir for kapacitor v$KAPACITOR_VERSION"
     # go install refuses kapacitor (replace directives): build it as the main module.
     KAPACITOR_SRC="$SRC_DIR/kapacitor-v$KAPACITOR_VERSION-patches-$(patches_hash)"
-    [ -d "$KAPACITOR_SRC" ] || patched_copy "$dir" "$KAPACITOR_SRC"
+    copy_tree "$dir" "$KAPACITOR_SRC" apply_patches
 }
 
-# Copy the module's source to DST with every patch applied, or leave no DST at all.
-patched_copy() {
-    local src="$1" dst="$2" patch
-    rm -rf "$dst.tmp"
-    cp -r "$src" "$dst.tmp"
-    chmod -R u+w "$dst.tmp"
+# Apply every patch to the source tree DIR.
+apply_patches() {
+    local dir="$1" patch
     for patch in "$PATCH_DIR"/*.patch; do
         [ -e "$patch" ] || continue
         log "applying $(basename "$patch")"
-        patch --quiet --forward -p1 -d "$dst.tmp" <"$patch" \
+        patch --quiet --forward -p1 -d "$dir" <"$patch" \
             || die "$(basename "$patch") does not apply to kapacitor v$KAPACITOR_VERSION"
     done
-    mv "$dst.tmp" "$dst"
 }
 
 fetch_flux_source() {

@@ -63,9 +63,12 @@ json_field() {  # json_field FIELD < json  (flat string fields of `go mod downlo
 # copy_tree SRC DST: writable copy of a (read-only) module dir, done atomically.
 copy_tree() {
     local src="$1" dst="$2"
+    shift 2
     [ -d "$dst" ] && return 0
     rm -rf "$dst.tmp"
     cp -r "$src" "$dst.tmp"
     chmod -R u+w "$dst.tmp"
+    # Further arguments: a command run on the copy (its path appended) before it is kept.
+    if [ $# -gt 0 ]; then "$@" "$dst.tmp"; fi
     mv "$dst.tmp" "$dst"
 }

@@ -49,8 +49,7 @@ def chronograf_save(kapacitor_url: str, task_id: str, edit: Callable[[str], str]
     saved = chronograf_patch(kapacitor_url, task, script)
     assert saved.status_code == 200, saved.text
     if task["status"] == "enabled":
-        chronograf().patch(task_url(kapacitor_url, task_id), json={"status": "enabled"},
-                       timeout=10).raise_for_status()
+        chronograf_set_status(kapacitor_url, task_id, "enabled")
     return script
 
 
@@ -64,10 +63,15 @@ def task_url(kapacitor_url: str, task_id: str) -> str:
     return f"{kapacitor_url}/kapacitor/v1/tasks/{task_id}"
 
 
-def chronograf_disable(kapacitor_url: str, task_id: str) -> None:
-    response = chronograf().patch(task_url(kapacitor_url, task_id), json={"status": "disabled"},
-                              timeout=10)
+def chronograf_set_status(kapacitor_url: str, task_id: str, status: str) -> None:
+    """Enable or disable a task as Chronograf's task list does."""
+    response = chronograf().patch(task_url(kapacitor_url, task_id), json={"status": status},
+                                  timeout=10)
     response.raise_for_status()
+
+
+def chronograf_disable(kapacitor_url: str, task_id: str) -> None:
+    chronograf_set_status(kapacitor_url, task_id, "disabled")
 
 
 def add_comment(text: str) -> Callable[[str], str]:
@@ -231,8 +235,7 @@ def test_disabling_and_enabling_scoring_while_points_flow_never_takes_kapacitord
     try:
         for _ in range(200):
             chronograf_disable(url, "fraud_scoring")
-            chronograf().patch(task_url(url, "fraud_scoring"), json={"status": "enabled"},
-                               timeout=10).raise_for_status()
+            chronograf_set_status(url, "fraud_scoring", "enabled")
             time.sleep(0.02)  # let the task start and points reach the agent
 
         assert native.call("getProcessInfo", "kapacitord")["pid"] == kapacitord, \
