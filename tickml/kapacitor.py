@@ -47,6 +47,10 @@ _DBRP_LINE = re.compile(r'^[ \t]*dbrp[ \t]+"([^"]+)"[ \t]*\.[ \t]*"([^"]+)"[ \t]
 _THRESHOLD_CALL = re.compile(r"\.threshold\(\s*([^)\s]+)\s*\)")
 #: A logged error is cut to this many characters (InfluxDB echoes whole lines back).
 ERROR_LINE_CHARACTERS = 300
+#: Seconds to wait for Kapacitor's answer. Stopping a task waits until its UDF connection
+#: has closed, and meanwhile Kapacitor holds every other task request; the agent answers
+#: its last points within one API call's `.timeout()` (2 s unless a script says more).
+REQUEST_TIMEOUT = 30.0
 T = TypeVar("T")
 
 
@@ -81,7 +85,7 @@ class KapacitorClient:
     request without valid credentials.
     """
 
-    def __init__(self, url: str, timeout: float = 10.0, *, username: str = "",
+    def __init__(self, url: str, timeout: float = REQUEST_TIMEOUT, *, username: str = "",
                  password: str = "") -> None:
         self.url = url.rstrip("/")
         self.timeout = timeout

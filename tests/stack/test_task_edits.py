@@ -14,6 +14,7 @@ import shutil
 import subprocess
 import time
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -21,9 +22,18 @@ import requests
 
 from tests.conftest import SCRIPTS
 from tests.polling import wait_until
-from tickml.kapacitor import TASKS, define_tickml_tasks, kapacitor_for
+from tickml import schema
+from tickml.kapacitor import (
+    REQUEST_TIMEOUT,
+    SCORING_TASK,
+    TASKS,
+    define_tickml_tasks,
+    kapacitor_for,
+    task_vars,
+)
+from tickml.rescore import rescore_range
 from tickml.stack.native import NativeStack
-from tickml.stack.programs import TICKML
+from tickml.stack.programs import TICKML, http_ok
 
 from .conftest import counts, influx_of
 
@@ -44,7 +54,7 @@ def chronograf_save(kapacitor_url: str, task_id: str, edit: Callable[[str], str]
     Chronograf reads the task (its script as Kapacitor formats it), then PATCHes the
     script with the task's type and dbrps, disabled, and enables it again if it was.
     """
-    task = chronograf().get(task_url(kapacitor_url, task_id), timeout=10).json()
+    task = chronograf().get(task_url(kapacitor_url, task_id), timeout=REQUEST_TIMEOUT).json()
     script = edit(task["script"])
     saved = chronograf_patch(kapacitor_url, task, script)
     assert saved.status_code == 200, saved.text
@@ -56,7 +66,7 @@ def chronograf_save(kapacitor_url: str, task_id: str, edit: Callable[[str], str]
 def chronograf_patch(kapacitor_url: str, task: dict, script: str) -> requests.Response:
     return chronograf().patch(task_url(kapacitor_url, task["id"]),
                           json={"script": script, "status": "disabled", "type": task["type"],
-                                "dbrps": task["dbrps"]}, timeout=10)
+                                "dbrps": task["dbrps"]}, timeout=REQUEST_TIMEOUT)
 
 
 def task_url(kapacitor_url: str, task_id: str) -> str:
@@ -66,7 +76,7 @@ def task_url(kapacitor_url: str, task_id: str) -> str:
 def chronograf_set_status(kapacitor_url: str, task_id: str, status: str) -> None:
     """Enable or disable a task as Chronograf's task list does."""
     response = chronograf().patch(task_url(kapacitor_url, task_id), json={"status": status},
-                                  timeout=10)
+                                  timeout=REQUEST_TIMEOUT)
     response.raise_for_status()
 
 
@@ -198,8 +208,9 @@ def test_a_task_defined_before_tickml_kept_a_record_is_recorded_and_then_saves_i
     url = native.settings.kapacitor_url
     try:
         # As earlier tickml versions defined it: the script with its dbrp line, no record.
-        chronograf().delete(task_url(url, "kapacitor_stats"), timeout=10).raise_for_status()
-        created = chronograf().post(f"{url}/kapacitor/v1/tasks", timeout=10, json={
+        deleted = chronograf().delete(task_url(url, "kapacitor_stats"), timeout=REQUEST_TIMEOUT)
+        deleted.raise_for_status()
+        created = chronograf().post(f"{url}/kapacitor/v1/tasks", timeout=REQUEST_TIMEOUT, json={
             "id": "kapacitor_stats", "type": "stream", "status": "enabled",
             "script": (SCRIPTS / "kapacitor_stats.tick").read_text()})
         created.raise_for_status()
@@ -250,3 +261,38 @@ def test_disabling_and_enabling_scoring_while_points_flow_never_takes_kapacitord
             "scoring did not go on after the last enable"
     finally:
         restore_shipped(native)
+
+
+def test_disabling_scoring_while_the_api_is_down_is_answered_and_loses_no_transaction(
+        native: NativeStack) -> None:
+    # Kapacitor answers a disable only once the agent has closed the task's connection,
+    # and holds every other task request until then. The agent retries the API for the
+    # task's retryFor (two minutes here), but not once the task is stopping.
+    kapacitor = kapacitor_for(native.service_settings)  # gives up after REQUEST_TIMEOUT
+    influx = influx_of(native)
+    task = kapacitor.task(SCORING_TASK)
+    patient = {**task.vars, **task_vars({"retry_for": timedelta(minutes=2)})}
+    udf_log = native.logs / "udf.log"
+    try:
+        kapacitor.update(SCORING_TASK, task.script, patient, task.dbrps)
+        kapacitor.restart(SCORING_TASK)  # a running task keeps its old vars until then
+        assert wait_until(lambda: "retry_for=120.0" in udf_log.read_text(), timeout=30)
+        retries = udf_log.read_text().count("retrying for another")
+        native.call("stopProcess", "api")
+        assert wait_until(lambda: udf_log.read_text().count("retrying for another") > retries + 2,
+                          timeout=30), "the agent did not meet the API outage"
+        kapacitor.set_status(SCORING_TASK, "disabled")
+    finally:
+        native.call("startProcess", "api")
+        restore_shipped(native)
+    assert "not retried: the task was stopping" in udf_log.read_text()
+
+    assert wait_until(lambda: http_ok(f"{native.settings.api_url}/ready"), timeout=60)
+    until = time.time_ns()
+    report = rescore_range(native.service_settings, until - 10 * 60 * 10**9, until)
+    assert report.failed == 0, report
+    window = f"time <= {until}"
+    written = influx.count(schema.TRANSACTIONS, schema.AMOUNT, window)
+    scored = influx.count(schema.SCORED_POINTS, schema.PROBABILITY,
+                          f'"{schema.SCORED}" = true AND {window}')
+    assert scored == written, "transactions written during the outage were lost"

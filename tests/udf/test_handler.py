@@ -12,12 +12,14 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.polling import wait_until
 from tickml.schema import REASON, SCORED
 from tickml.stack.programs import free_port
 from tickml.udf import udf_pb2
 from tickml.udf.handler import ConnectionHandler
 from tickml.udf.options import ScoringOptions
 
+from .conftest import UnavailableApi
 from .kapacitor_side import KapacitorSide, keepalive_request, point_request
 from .local_http import QuietHandler, serving
 
@@ -180,3 +182,27 @@ def test_end_of_stream_flushes_pending_points_before_closing(connect) -> None:
         if response.WhichOneof("message") == "point":
             out.append(response.point.fieldsString["transaction_id"])
     assert out == ["0", "1", "2", "3", "4"]
+
+
+def test_end_of_stream_answers_the_pending_points_at_once_while_the_api_is_down(
+        connect, unavailable_api: UnavailableApi) -> None:
+    # Kapacitor stops a task by ending the stream, and it waits for this connection to
+    # close, holding every other task change, for as long as the agent takes.
+    kapacitor, _ = connect(url=unavailable_api.url, retry_for=60.0, batch_size=2, max_wait=0.0)
+    assert kapacitor.init().init.success
+    sent = [f"tx-{i}" for i in range(6)]
+    for tx in sent:
+        kapacitor.send(point_request(tx=tx))
+    assert wait_until(lambda: unavailable_api.calls >= 2, timeout=10), "no retry to cut short"
+    calls_at_the_stop = unavailable_api.calls
+    kapacitor.close_write()
+    out = []
+    while (response := kapacitor.receive()) is not None:
+        if response.WhichOneof("message") == "point":
+            out.append(response.point)
+    assert [p.fieldsString["transaction_id"] for p in out] == sent, "a pending point was lost"
+    assert not any(p.fieldsBool[SCORED] for p in out)
+    assert {p.fieldsString[REASON] for p in out} == {
+        "api error 503 (not retried: the task was stopping)"}
+    # At most the call already under way when the stream ended; no batch after it calls.
+    assert unavailable_api.calls <= calls_at_the_stop + 1

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 
 import orjson
 import pytest
 
+from tests.polling import wait_until
 from tickml import schema
 from tickml.stack.programs import free_port
-from tickml.udf.client import PredictClient
+from tickml.udf.client import PredictClient, ScoringUnavailable
 from tickml.udf.scoring import BatchScorer
 
+from .conftest import UnavailableApi
 from .kapacitor_side import point_request, split_responses
 from .local_http import QuietHandler, serving
 
@@ -66,3 +69,32 @@ def test_a_kept_alive_connection_the_api_closed_is_replaced_at_once(
         client.close()
     assert first.probabilities == [0.25] and second.probabilities == [0.25] * 3
     assert "retrying" not in caplog.text and "unreachable" not in caplog.text
+
+
+def test_a_client_told_to_give_up_stops_retrying_and_calls_the_api_no_more(
+        unavailable_api: UnavailableApi) -> None:
+    give_up = threading.Event()
+    client = PredictClient(unavailable_api.url, timeout=2.0, retry_for=60.0, give_up=give_up)
+    row = [0.1] * len(schema.FEATURES)
+    failures: list[ScoringUnavailable] = []
+
+    def predict() -> None:
+        try:
+            client.predict([row])
+        except ScoringUnavailable as exc:
+            failures.append(exc)
+
+    caller = threading.Thread(target=predict, daemon=True)
+    caller.start()
+    try:
+        assert wait_until(lambda: unavailable_api.calls >= 2, timeout=10), "it never retried"
+        give_up.set()
+        caller.join(timeout=10)
+        assert not caller.is_alive(), "still retrying after being told to give up"
+        assert [str(f) for f in failures] == ["api error 503 (not retried: the task was stopping)"]
+        calls = unavailable_api.calls
+        with pytest.raises(ScoringUnavailable, match="not retried: the task was stopping"):
+            client.predict([row])
+        assert unavailable_api.calls == calls, "a batch after giving up still called the API"
+    finally:
+        client.close()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import http.client
 import logging
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -111,12 +112,21 @@ class PredictClient:
     the CPU requests does on each call (a call per 200 points is a large share of the
     agent's work). Unlike requests it reads no proxy settings from the environment:
     the API is reached directly.
+
+    Args:
+        give_up: once set, a failed call is not retried, and after one failure no
+            further call is made: every later batch is unavailable at once. The agent
+            sets it when Kapacitor stops the task, which waits for the agent (and holds
+            every other task change) until the last points are answered.
     """
 
-    def __init__(self, url: str, timeout: float, retry_for: float) -> None:
+    def __init__(self, url: str, timeout: float, retry_for: float,
+                 give_up: threading.Event | None = None) -> None:
         self.endpoint = url.rstrip("/") + "/predict"
         self.timeout = timeout
         self.retry_for = retry_for
+        self.give_up = give_up or threading.Event()
+        self._failed_after_giving_up: str | None = None
         parts = urlsplit(self.endpoint)
         self._https = parts.scheme == "https"
         self._netloc = parts.netloc
@@ -133,6 +143,8 @@ class PredictClient:
         """
         # Positional rows (values in schema order) cost a quarter of rows by name to
         # build and encode; orjson, as the stdlib encoder was a fifth of the agent's time.
+        if self._failed_after_giving_up is not None:
+            raise ScoringUnavailable(self._failed_after_giving_up)
         payload = orjson.dumps({"instances": [{POSITIONAL: row} for row in rows]})
         deadline = time.monotonic() + self.retry_for
         backoff = FIRST_BACKOFF
@@ -140,12 +152,19 @@ class PredictClient:
             reason = self._attempt(payload, len(rows))
             if isinstance(reason, Predictions):
                 return reason
+            if self.give_up.is_set():
+                raise self._given_up(reason)
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise ScoringUnavailable(reason)
             log.warning("model API: %s; retrying for another %.1fs", reason, remaining)
-            time.sleep(min(backoff, remaining))
+            if self.give_up.wait(min(backoff, remaining)):
+                raise self._given_up(reason)
             backoff = min(backoff * 2, MAX_BACKOFF)
+
+    def _given_up(self, reason: str) -> ScoringUnavailable:
+        self._failed_after_giving_up = f"{reason} (not retried: the task was stopping)"
+        return ScoringUnavailable(self._failed_after_giving_up)
 
     def _attempt(self, payload: bytes, rows: int) -> Predictions | str:
         """Predictions, or a short reason the attempt failed transiently."""

@@ -6,6 +6,12 @@ waits on HTTP, so keepalives are answered even while the API is slow. The scorer
 thread takes the batcher's batches, has a `BatchScorer` score each with one
 `/predict` call and writes the points back in arrival order. When the batcher is
 full the reader stops reading (Kapacitor then waits) and sends heartbeats.
+
+End of stream means Kapacitor is stopping the task, and it holds every other task
+change until this connection closes. The points still pending are answered at once:
+a call that fails is not retried, and after one failure the rest go out unscored
+(the watchdog's sweep scores them later), so a disable during an API outage takes
+one request's timeout, not `retryFor`.
 """
 
 from __future__ import annotations
@@ -42,6 +48,7 @@ class ConnectionHandler:
         self.batcher = self._batcher(defaults)
         self._scorer: threading.Thread | None = None
         self._broken = threading.Event()
+        self._stopping = threading.Event()  # end of stream: stop retrying the API
 
     @staticmethod
     def _batcher(options: ScoringOptions) -> MicroBatcher[udf_pb2.Point]:
@@ -136,7 +143,8 @@ class ConnectionHandler:
 
     # -- scoring ---------------------------------------------------------------------
     def _score_loop(self) -> None:
-        client = PredictClient(self.options.url, self.options.timeout, self.options.retry_for)
+        client = PredictClient(self.options.url, self.options.timeout, self.options.retry_for,
+                               give_up=self._stopping)
         scorer = BatchScorer(client, self.options.threshold, self.stats,
                              self.options.keep_features)
         try:
@@ -169,9 +177,11 @@ class ConnectionHandler:
                 self.batcher.stopped.set()
 
     def _finish(self) -> None:
+        self._stopping.set()
         if self._scorer is not None:
             self.batcher.close(while_full=self._heartbeat)
-            budget = self.options.retry_for + self.options.timeout + 5
+            # One call in flight may take its timeout; nothing is retried any more.
+            budget = self.options.timeout + 5
             self._scorer.join(timeout=budget)
         with contextlib.suppress(OSError):
             self.sock.shutdown(socket.SHUT_WR)
