@@ -15,6 +15,8 @@ from tickml.stack.native import NativeStack
 from tickml.stack.programs import free_port, short_socket_path
 from tickml.stack.users import StackLogins
 
+from .goroutines import digest, dump_goroutines
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -83,3 +85,30 @@ def wait_until_settled(influx: InfluxClient, timeout: float = 60) -> dict[str, i
             return current
         time.sleep(0.5)
     return previous or counts(influx)
+
+
+#: (test id, digest) of each kapacitord found stuck, printed at the end of the run.
+STUCK_KAPACITORDS: list[tuple[str, list[str]]] = []
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Iterator[None]:
+    """When kapacitord stops answering in a test, add its goroutine dump to the report."""
+    outcome = yield
+    report = outcome.get_result()
+    stack = getattr(item, "funcargs", {}).get("native")
+    if not (report.failed and isinstance(stack, NativeStack)
+            and "Read timed out" in str(report.longrepr)):
+        return
+    dump = dump_goroutines(stack)
+    report.sections.append(("kapacitord goroutines (SIGQUIT)", dump))
+    STUCK_KAPACITORDS.append((item.nodeid, digest(dump)))
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """The digests last, where a CI log that shows only its tail still has them."""
+    for test_id, lines in STUCK_KAPACITORDS:
+        terminalreporter.write_line(f"kapacitord stopped answering in {test_id}; goroutines:")
+        for line in lines:
+            terminalreporter.write_line(f"  {line}")
