@@ -296,3 +296,26 @@ def test_disabling_scoring_while_the_api_is_down_is_answered_and_loses_no_transa
     scored = influx.count(schema.SCORED_POINTS, schema.PROBABILITY,
                           f'"{schema.SCORED}" = true AND {window}')
     assert scored == written, "transactions written during the outage were lost"
+
+
+def test_stopping_scoring_while_the_agent_is_down_is_answered_and_kapacitord_goes_on(
+        native: NativeStack) -> None:
+    # With the agent down, a started task's UDF node keeps trying to connect for up to
+    # five minutes; a stop meanwhile used to wait for that (or, unpatched, fail on a nil
+    # pointer), holding every other task request.
+    kapacitor = kapacitor_for(native.service_settings)  # gives up after REQUEST_TIMEOUT
+    kapacitord = native.call("getProcessInfo", "kapacitord")["pid"]
+    try:
+        native.call("stopProcess", "udf")
+        kapacitor.restart(SCORING_TASK)  # the new run's UDF node now retries connecting
+        kapacitor.set_status(SCORING_TASK, "disabled")
+        assert kapacitor.task(SCORING_TASK).status == "disabled"
+        assert native.call("getProcessInfo", "kapacitord")["pid"] == kapacitord, \
+            "kapacitord was restarted: " + (native.logs / "kapacitord.log").read_text()[-3000:]
+    finally:
+        native.call("startProcess", "udf")
+        restore_shipped(native)
+    influx = influx_of(native)
+    scored = counts(influx)["scored"]
+    assert wait_until(lambda: counts(influx)["scored"] > scored + 20, timeout=60), \
+        "scoring did not go on once the agent was back"
