@@ -141,10 +141,10 @@ class PredictClient:
                 than `retry_for` seconds.
             ScoringRejected: the API answered 4xx.
         """
-        # Positional rows (values in schema order) cost a quarter of rows by name to
-        # build and encode; orjson, as the stdlib encoder was a fifth of the agent's time.
         if self._failed_after_giving_up is not None:
             raise ScoringUnavailable(self._failed_after_giving_up)
+        # Positional rows (values in schema order) cost a quarter of rows by name to
+        # build and encode; orjson, as the stdlib encoder was a fifth of the agent's time.
         payload = orjson.dumps({"instances": [{POSITIONAL: row} for row in rows]})
         deadline = time.monotonic() + self.retry_for
         backoff = FIRST_BACKOFF
