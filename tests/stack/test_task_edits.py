@@ -235,13 +235,25 @@ def unix_sockets_held(pid: int) -> int:
                if target.startswith("socket:[") and target[8:-1] in unix_inodes)
 
 
+def assert_still_running(stack: NativeStack, pid: int) -> None:
+    """kapacitord kept process `pid`: it neither died nor was restarted."""
+    assert stack.call("getProcessInfo", "kapacitord")["pid"] == pid, \
+        "kapacitord was restarted: " + (stack.logs / "kapacitord.log").read_text()[-3000:]
+
+
+def scoring_goes_on(stack: NativeStack) -> bool:
+    """More than 20 further transactions get scored within a minute."""
+    influx = influx_of(stack)
+    scored = counts(influx)["scored"]
+    return wait_until(lambda: counts(influx)["scored"] > scored + 20, timeout=60)
+
+
 def test_disabling_and_enabling_scoring_while_points_flow_never_takes_kapacitord_down(
         native: NativeStack) -> None:
     # tickml's kapacitord carries scripts/patches/kapacitor/udf-stop-races.patch; without
     # it this loop made kapacitord panic within about 80 disables on 2 cores.
     url = native.settings.kapacitor_url
     kapacitor = kapacitor_for(native.service_settings)
-    influx = influx_of(native)
     kapacitord = native.call("getProcessInfo", "kapacitord")["pid"]
     try:
         for _ in range(200):
@@ -249,16 +261,13 @@ def test_disabling_and_enabling_scoring_while_points_flow_never_takes_kapacitord
             chronograf_set_status(url, "fraud_scoring", "enabled")
             time.sleep(0.02)  # let the task start and points reach the agent
 
-        assert native.call("getProcessInfo", "kapacitord")["pid"] == kapacitord, \
-            "kapacitord was restarted: " + (native.logs / "kapacitord.log").read_text()[-3000:]
+        assert_still_running(native, kapacitord)
         assert "panic" not in (native.logs / "kapacitord.log").read_text()
         task = kapacitor.task("fraud_scoring")
         assert task.healthy, f"stopping the task was taken for a failure: {task.error}"
         assert wait_until(lambda: unix_sockets_held(kapacitord) == 1, timeout=10), \
             f"kapacitord holds {unix_sockets_held(kapacitord)} UDF connections, not 1"
-        scored = counts(influx)["scored"]
-        assert wait_until(lambda: counts(influx)["scored"] > scored + 20, timeout=60), \
-            "scoring did not go on after the last enable"
+        assert scoring_goes_on(native), "scoring did not go on after the last enable"
     finally:
         restore_shipped(native)
 
@@ -310,12 +319,8 @@ def test_stopping_scoring_while_the_agent_is_down_is_answered_and_kapacitord_goe
         kapacitor.restart(SCORING_TASK)  # the new run's UDF node now retries connecting
         kapacitor.set_status(SCORING_TASK, "disabled")
         assert kapacitor.task(SCORING_TASK).status == "disabled"
-        assert native.call("getProcessInfo", "kapacitord")["pid"] == kapacitord, \
-            "kapacitord was restarted: " + (native.logs / "kapacitord.log").read_text()[-3000:]
+        assert_still_running(native, kapacitord)
     finally:
         native.call("startProcess", "udf")
         restore_shipped(native)
-    influx = influx_of(native)
-    scored = counts(influx)["scored"]
-    assert wait_until(lambda: counts(influx)["scored"] > scored + 20, timeout=60), \
-        "scoring did not go on once the agent was back"
+    assert scoring_goes_on(native), "scoring did not go on once the agent was back"
