@@ -65,6 +65,8 @@ copy_tree() {
     local src="$1" dst="$2"
     shift 2
     [ -d "$dst" ] && return 0
+    # make setup runs the install scripts side by side: the parent may not exist yet.
+    mkdir -p "$(dirname "$dst")"
     rm -rf "$dst.tmp"
     cp -r "$src" "$dst.tmp"
     chmod -R u+w "$dst.tmp"
