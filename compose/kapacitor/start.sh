@@ -5,6 +5,11 @@
 # container, where no other container reaches it, creates or updates the users from
 # KAPACITOR_ADMIN_USER/_PASSWORD (admin) and KAPACITOR_TICKML_USER/_PASSWORD (the
 # task API), and stops; then the real one starts with authentication on.
+#
+# The first one keeps its InfluxDB configured, with subscriptions left alone: a
+# kapacitord started without it revokes the token InfluxDB's subscription sends,
+# and the real one keeps that subscription (it still names this host), so every
+# write InfluxDB forwards is refused and the stream tasks receive nothing.
 set -euo pipefail
 
 PRIVATE=127.0.0.1:9093
@@ -30,7 +35,7 @@ put_user() {  # put_user NAME PASSWORD TYPE PERMISSIONS_JSON: create, or update 
 
 create_users() {
     KAPACITOR_HTTP_AUTH_ENABLED=false KAPACITOR_HTTP_BIND_ADDRESS="$PRIVATE" \
-        KAPACITOR_INFLUXDB_0_ENABLED=false KAPACITOR_STATS_ENABLED=false kapacitord "$@" &
+        KAPACITOR_INFLUXDB_0_DISABLE_SUBSCRIPTIONS=true KAPACITOR_STATS_ENABLED=false kapacitord "$@" &
     local pid=$! _
     for _ in $(seq 120); do
         curl -fsS -o /dev/null "$API/ping" 2>/dev/null && break

@@ -72,7 +72,7 @@ class KapacitorConfig(LocalServer):
     # Kapacitor's InfluxDB login: an admin, as creating subscriptions needs one.
     influx_user: str = ""
     influx_password: str = ""
-    # Only to create users: HTTP authentication off, no InfluxDB, no UDF.
+    # Only to create users: HTTP authentication off, no UDF, subscriptions left alone.
     bootstrap: bool = False
 
     def render(self) -> str:
@@ -119,9 +119,14 @@ skip-config-overrides = true
   database = "_kapacitor"
   retention-policy = "autogen"
 """
-        if self.bootstrap:  # without a disabled one, Kapacitor would add its default
-            return text + '\n[[influxdb]]\n  enabled = false\n  name = "default"\n'
-        return text + f"""
+        return text + self._influxdb_section() + ("" if self.bootstrap else self._udf_section())
+
+    def _influxdb_section(self) -> str:
+        # The bootstrap keeps this InfluxDB configured, with its subscriptions left alone:
+        # a kapacitord that starts without it revokes the subscription's token, and the
+        # real one, seeing a subscription that still names it, keeps it, so InfluxDB's
+        # writes are refused ("invalid subscription token") and the stream gets nothing.
+        return f"""
 [[influxdb]]
   enabled = true
   default = true
@@ -129,6 +134,7 @@ skip-config-overrides = true
   urls = ["{self.influx_url}"]
   username = "{self.influx_user}"
   password = "{self.influx_password}"
+  disable-subscriptions = {str(self.bootstrap).lower()}
   subscription-protocol = "http"
   # influxDBOut writes stay on this machine or network: gzip would only cost CPU.
   compression = "none"
@@ -137,7 +143,10 @@ skip-config-overrides = true
   # Notice new databases quickly (the default is a minute).
   subscriptions-sync-interval = "{self.subscriptions_sync}"
   startup-timeout = "1m"
+"""
 
+    def _udf_section(self) -> str:
+        return f"""
 # UDFs can only be configured in this file, not through environment variables.
 [udf]
 [udf.functions]
