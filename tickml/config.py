@@ -1,7 +1,13 @@
-"""Settings read once from `TICKML_*` environment variables.
+"""Settings read once from `TICKML_*` environment variables, then the project's `.env`.
 
 Every default works for the native stack on localhost; containers override them
-through the environment (see `.env.example` and `docker-compose.yml`).
+through the environment (see `.env.example` and `docker-compose.yml`). A tickml
+command run by hand against a running stack logs in as the stack's services do
+without exporting anything: what a `TICKML_*` variable does not set, the project's
+`.env` (the one `./up.sh` writes and Compose reads) gives, by Compose's names:
+`INFLUXDB_TICKML_*` and `KAPACITOR_TICKML_*` for the logins, `INFLUXDB_PORT`,
+`KAPACITOR_PORT` and `API_PORT` for the addresses. As with Compose, a variable set in
+the environment wins over the same one in `.env`.
 """
 
 from __future__ import annotations
@@ -13,6 +19,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 ENV_PREFIX = "TICKML_"
+#: Settings `.env` gives by its own (Compose's) variable names, when TICKML_* does not.
+DOTENV_NAMES = {"influx_user": "INFLUXDB_TICKML_USER",
+                "influx_password": "INFLUXDB_TICKML_PASSWORD",
+                "kapacitor_user": "KAPACITOR_TICKML_USER",
+                "kapacitor_password": "KAPACITOR_TICKML_PASSWORD"}
+#: URL settings `.env` gives by a port: setting -> (port variable, URL pattern).
+DOTENV_PORTS = {"influx_url": ("INFLUXDB_PORT", "http://127.0.0.1:{}"),
+                "kapacitor_url": ("KAPACITOR_PORT", "http://127.0.0.1:{}"),
+                "api_url": ("API_PORT", "http://127.0.0.1:{}")}
 
 
 def _default_root() -> Path:
@@ -38,6 +53,10 @@ class Settings:
     # This process's own logins (the stacks run with authentication on).
     influx_user: str = ""
     influx_password: str = ""
+    # InfluxDB's admin, given to the watchdog only: it checks InfluxDB's subscriptions and
+    # has a refused one made anew (reading and dropping subscriptions takes an admin).
+    influx_admin_user: str = ""
+    influx_admin_password: str = ""
     kapacitor_url: str = "http://127.0.0.1:9092"
     kapacitor_user: str = ""
     kapacitor_password: str = ""
@@ -93,15 +112,45 @@ class Settings:
         return self.data_dir / "processed"
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
-        """Build settings from `TICKML_*` variables; unknown variables are ignored."""
+    def from_env(cls, environ: Mapping[str, str] | None = None, *,
+                 dotenv: bool = True) -> Settings:
+        """Build settings from `TICKML_*` variables, then (with `dotenv`) the project's `.env`.
+
+        Unknown variables are ignored. The `.env` is the one in the settings' root.
+        """
         environ = os.environ if environ is None else environ
         values = {}
         for f in dataclasses.fields(cls):
             raw = environ.get(ENV_PREFIX + f.name.upper())
             if raw is not None and raw != "":
                 values[f.name] = _convert(f.name, raw, f.type)
-        return cls(**values)
+        settings = cls(**values)
+        if not dotenv:
+            return settings
+        compose_vars = {**read_dotenv(settings.root / ".env"), **environ}
+        return dataclasses.replace(settings, **_compose_values(compose_vars, set(values)))
+
+
+def read_dotenv(path: Path) -> dict[str, str]:
+    """The KEY=VALUE pairs of a `.env` file (empty when there is none)."""
+    if not path.is_file():
+        return {}
+    from dotenv import dotenv_values
+
+    return {key: value for key, value in dotenv_values(path).items() if value is not None}
+
+
+def _compose_values(variables: Mapping[str, str], already: set[str]) -> dict[str, str]:
+    """Settings from Compose's variable names, for those TICKML_* did not set."""
+    values = {}
+    for name, variable in DOTENV_NAMES.items():
+        if name not in already and variables.get(variable):
+            values[name] = variables[variable]
+    for name, (variable, pattern) in DOTENV_PORTS.items():
+        port = variables.get(variable, "")
+        if name not in already and port.isdigit():
+            values[name] = pattern.format(port)
+    return values
 
 
 def _convert(name: str, raw: str, annotation: str) -> object:

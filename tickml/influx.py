@@ -24,6 +24,15 @@ class InfluxError(RuntimeError):
     """InfluxDB refused a request or could not be reached."""
 
 
+class LoginRefused(InfluxError):
+    """InfluxDB answered 401: no login, or one it does not accept."""
+
+
+#: What to set when a login is refused: the variable, or `.env`'s (see tickml.config).
+LOGIN_HINT = ("set TICKML_INFLUX_USER and TICKML_INFLUX_PASSWORD, or INFLUXDB_TICKML_USER "
+              "and INFLUXDB_TICKML_PASSWORD in the project's .env (./up.sh writes them)")
+
+
 class DatabaseNotFound(InfluxError):
     """A write named a database that does not exist (yet)."""
 
@@ -118,9 +127,19 @@ class InfluxClient:
         self.url = url.rstrip("/")
         self.database = database
         self.timeout = timeout
+        self.username = username
         self.session = requests.Session()
         if username:
             self.session.auth = (username, password)
+
+    def _refused(self, response: requests.Response, what: str) -> InfluxError:
+        """The error for a refused request; a refused login names the user it tried."""
+        detail = f"{what} refused ({response.status_code}): {response.text.strip()}"
+        if response.status_code != 401:
+            return InfluxError(detail)
+        tried = f"as {self.username!r}" if self.username else "without a login"
+        return LoginRefused(f"{detail}. InfluxDB at {self.url} refused tickml's request "
+                            f"{tried}: {LOGIN_HINT}")
 
     def ping(self) -> bool:
         """True when the server answers /ping."""
@@ -218,7 +237,7 @@ class InfluxClient:
         if response.status_code == 400:
             raise WriteRefused(f"write refused (400): {response.text.strip()}")
         if response.status_code != 204:
-            raise InfluxError(f"write refused ({response.status_code}): {response.text.strip()}")
+            raise self._refused(response, "write")
 
     def query(self, statement: str, method: str = "GET", epoch: str = "ns") -> list[Series]:
         """Run InfluxQL; return every series of every statement's result."""
@@ -229,7 +248,7 @@ class InfluxClient:
         except requests.RequestException as exc:
             raise InfluxError(f"InfluxDB at {self.url} unreachable: {exc}") from exc
         if response.status_code != 200:
-            raise InfluxError(f"query refused ({response.status_code}): {response.text.strip()}")
+            raise self._refused(response, "query")
         series = []
         for result in response.json().get("results", []):
             if "error" in result:

@@ -4,8 +4,12 @@ another local user or a web page in the user's browser would."""
 from __future__ import annotations
 
 import json
+import os
+import re
+import subprocess
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 import requests
@@ -14,6 +18,7 @@ from tests.polling import wait_until
 from tickml import schema
 from tickml.influx import InfluxClient, InfluxError
 from tickml.kapacitor import KapacitorClient
+from tickml.stack.programs import TICKML
 
 from .conftest import StreamStack
 
@@ -143,3 +148,46 @@ def test_kapacitor_refuses_a_task_login_its_config_api(stream: StreamStack) -> N
                                   timeout=10)
     assert response.status_code == 403
     assert wait_until(lambda: client.task("fraud_scoring") is not None, 5)
+
+
+def run_by_hand(project: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """`tickml ARGS` as a user types it in the project folder: no TICKML_* variable set."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TICKML_")
+           and not k.startswith(("INFLUXDB_", "KAPACITOR_"))}
+    env["TICKML_ROOT"] = str(project)  # where the checkout would be
+    return subprocess.run([TICKML, *args], cwd=project, env=env, capture_output=True,
+                          text=True, timeout=120)
+
+
+def project_dotenv(stream: StreamStack, project: Path, influx_password: str) -> None:
+    """The `.env` ./up.sh would have written for this stack."""
+    influx, kapacitor = login_of(stream, "influx_tickml"), login_of(stream, "kapacitor_tickml")
+    ports = {name: urlsplit(url).port for name, url in (
+        ("INFLUXDB_PORT", stream.settings.influx_url),
+        ("KAPACITOR_PORT", stream.settings.kapacitor_url),
+        ("API_PORT", stream.settings.api_url))}
+    lines = [f"INFLUXDB_TICKML_USER={influx[0]}", f"INFLUXDB_TICKML_PASSWORD={influx_password}",
+             f"KAPACITOR_TICKML_USER={kapacitor[0]}", f"KAPACITOR_TICKML_PASSWORD={kapacitor[1]}",
+             *(f"{name}={port}" for name, port in ports.items())]
+    (project / ".env").write_text("\n".join(lines) + "\n")
+
+
+def test_tickml_by_hand_logs_in_from_the_projects_dotenv(stream: StreamStack,
+                                                         tmp_path: Path) -> None:
+    project_dotenv(stream, tmp_path, login_of(stream, "influx_tickml")[1])
+    result = run_by_hand(tmp_path, "rescore", "--since", "5m")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert re.search(r"\d+ transactions: \d+ already scored", result.stdout), result.stdout
+    assert "using the model's threshold" not in result.stderr, "Kapacitor's login worked too"
+
+
+def test_a_refused_login_by_hand_names_the_user_and_what_to_set_never_the_password(
+        stream: StreamStack, tmp_path: Path) -> None:
+    project_dotenv(stream, tmp_path, "not-the-password")
+    result = run_by_hand(tmp_path, "rescore", "--since", "5m")
+    assert result.returncode != 0
+    user = login_of(stream, "influx_tickml")[0]
+    assert f"refused tickml's request as {user!r}" in result.stderr, result.stderr
+    assert "INFLUXDB_TICKML_USER" in result.stderr and "TICKML_INFLUX_USER" in result.stderr
+    assert "not-the-password" not in result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
