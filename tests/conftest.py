@@ -69,3 +69,15 @@ def small_project(tmp_path_factory: pytest.TempPathFactory) -> Settings:
 @pytest.fixture(scope="session")
 def small_registry(small_project: Settings) -> ModelRegistry:
     return ModelRegistry(small_project.models_dir)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """The recovery time to live scoring each fault test measured."""
+    from tests.liveness import RECOVERIES
+
+    if RECOVERIES:
+        terminalreporter.write_sep("-", "seconds from a fault to live scoring again")
+    for test, fault, seconds in RECOVERIES:
+        shown = "never" if seconds is None else f"{seconds:5.1f} s"
+        terminalreporter.write_line(f"{shown}  {fault}  ({test})")

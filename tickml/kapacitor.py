@@ -37,8 +37,12 @@ VarValue = str | bool | int | float | timedelta
 TASKS: dict[str, str] = {"fraud_scoring": "fraud_scoring.tick",
                          "fraud_alerts": "fraud_alerts.tick",
                          # Kapacitor's own statistics into `_kapacitor` (Stack health).
-                         "kapacitor_stats": "kapacitor_stats.tick"}
+                         "kapacitor_stats": "kapacitor_stats.tick",
+                         # An alert when the sweep, not the stream, scores transactions.
+                         "live_share": "live_share.tick"}
 SCORING_TASK = "fraud_scoring"
+#: The tasks whose alerts go to the alert log (TICKML_ALERT_LOG, their `alert_log` var).
+ALERTING_TASKS = ("fraud_alerts", "live_share")
 #: The task var that records the definition tickml last made (see `TaskDefinition`).
 DEFINITION_VAR = "tickml_definition"
 _DEFINITION_NOTE = ("tickml's record of the definition it made; `tickml tasks status` "
@@ -52,6 +56,10 @@ ERROR_LINE_CHARACTERS = 300
 #: its last points within one API call's `.timeout()` (2 s unless a script says more).
 REQUEST_TIMEOUT = 30.0
 T = TypeVar("T")
+#: What to set when a login is refused: the variable, or `.env`'s (see tickml.config).
+LOGIN_HINT = ("set TICKML_KAPACITOR_USER and TICKML_KAPACITOR_PASSWORD, or "
+              "KAPACITOR_TICKML_USER and KAPACITOR_TICKML_PASSWORD in the project's .env "
+              "(./up.sh writes them)")
 
 
 class KapacitorError(RuntimeError):
@@ -67,6 +75,8 @@ class TaskState:
     script: str  # as it was sent, by tickml or anyone else
     vars: dict[str, Any]
     dbrps: tuple[tuple[str, str], ...] = ()
+    # Points the task's stream node has taken in since this run started (None: no run).
+    received: int | None = None
 
     @property
     def recorded(self) -> str | None:
@@ -89,6 +99,7 @@ class KapacitorClient:
                  password: str = "") -> None:
         self.url = url.rstrip("/")
         self.timeout = timeout
+        self.username = username
         self.session = requests.Session()
         if username:
             self.session.auth = (username, password)
@@ -103,12 +114,12 @@ class KapacitorClient:
 
     def task_ids(self) -> list[str]:
         """The ids of every task Kapacitor holds."""
-        body = _checked(self._call("GET", "/tasks", params={"fields": "id"}), "list tasks")
+        body = self._checked(self._call("GET", "/tasks", params={"fields": "id"}), "list tasks")
         return [task["id"] for task in body.get("tasks", [])]
 
     def users(self) -> dict[str, dict[str, Any]]:
         """Kapacitor's own users by name (subscription users are not listed)."""
-        body = _checked(self._call("GET", "/users"), "list users")
+        body = self._checked(self._call("GET", "/users"), "list users")
         return {user["name"]: user for user in body.get("users", [])}
 
     def put_user(self, name: str, password: str, *, admin: bool = False,
@@ -117,10 +128,29 @@ class KapacitorClient:
         fields = {"password": password, "type": "admin" if admin else "normal",
                   "permissions": list(permissions)}
         if name in self.users():
-            _checked(self._call("PATCH", f"/users/{name}", json=fields), f"update user {name}")
+            self._checked(self._call("PATCH", f"/users/{name}", json=fields), f"update user {name}")
         else:
-            _checked(self._call("POST", "/users", json={"name": name, **fields}),
+            self._checked(self._call("POST", "/users", json={"name": name, **fields}),
                      f"create user {name}")
+
+    def link_subscriptions(self) -> None:
+        """Have Kapacitor sync its InfluxDB subscriptions now, not at its next interval."""
+        self._checked(self._call("POST", "/subscriptions"), "link subscriptions")
+
+    def _checked(self, response: requests.Response, what: str) -> dict[str, Any]:
+        """The JSON body of an accepted request; a refused one raises `KapacitorError`,
+        which for a refused login names the user tried (never the password)."""
+        if response.status_code < 400:
+            return response.json() if response.content else {}
+        try:
+            detail = response.json().get("error", response.text)
+        except ValueError:
+            detail = response.text
+        message = f"could not {what}: {detail.strip()}"
+        if response.status_code == 401:
+            tried = f"as {self.username!r}" if self.username else "without a login"
+            message += f". Kapacitor at {self.url} refused tickml's request {tried}: {LOGIN_HINT}"
+        raise KapacitorError(message)
 
     def _call(self, method: str, path: str, **kwargs: Any) -> requests.Response:
         try:
@@ -135,25 +165,26 @@ class KapacitorClient:
                               params={"dot-view": "labels", "script-format": "raw"})
         if response.status_code == 404:
             return None
-        body = _checked(response, f"read task {task_id}")
+        body = self._checked(response, f"read task {task_id}")
         return TaskState(task_id, body["status"], bool(body["executing"]), body.get("error", ""),
                          body["script"], body.get("vars") or {},
-                         tuple((d["db"], d["rp"]) for d in body.get("dbrps") or ()))
+                         tuple((d["db"], d["rp"]) for d in body.get("dbrps") or ()),
+                         _received(body.get("stats") or {}))
 
     def create(self, task_id: str, script: str, variables: Mapping[str, Any],
                dbrps: Iterable[tuple[str, str]] = ()) -> None:
         payload = {"id": task_id, "type": "stream", "script": script, "dbrps": _dbrps(dbrps),
                    "vars": dict(variables), "status": "enabled"}
-        _checked(self._call("POST", "/tasks", json=payload), f"create task {task_id}")
+        self._checked(self._call("POST", "/tasks", json=payload), f"create task {task_id}")
 
     def update(self, task_id: str, script: str, variables: Mapping[str, Any],
                dbrps: Iterable[tuple[str, str]] = ()) -> None:
         payload = {"script": script, "vars": dict(variables), "dbrps": _dbrps(dbrps)}
-        _checked(self._call("PATCH", f"/tasks/{task_id}", json=payload), f"update {task_id}")
+        self._checked(self._call("PATCH", f"/tasks/{task_id}", json=payload), f"update {task_id}")
 
     def set_status(self, task_id: str, status: str) -> None:
         response = self._call("PATCH", f"/tasks/{task_id}", json={"status": status})
-        _checked(response, f"set task {task_id} {status}")
+        self._checked(response, f"set task {task_id} {status}")
 
     def restart(self, task_id: str) -> None:
         self.set_status(task_id, "disabled")
@@ -161,6 +192,14 @@ class KapacitorClient:
 
     def close(self) -> None:
         self.session.close()
+
+
+def _received(stats: Mapping[str, Any]) -> int | None:
+    """Points a running task took in: what its stream node collected (None when not running)."""
+    nodes = stats.get("node-stats") or {}
+    counts = [int(node.get("collected", 0)) for name, node in nodes.items()
+              if name.startswith("stream")]
+    return sum(counts) if counts else None
 
 
 def _dbrps(dbrps: Iterable[tuple[str, str]]) -> list[dict[str, str]]:
@@ -173,14 +212,6 @@ def kapacitor_for(settings: Settings) -> KapacitorClient:
                            password=settings.kapacitor_password)
 
 
-def _checked(response: requests.Response, what: str) -> dict[str, Any]:
-    if response.status_code >= 400:
-        try:
-            detail = response.json().get("error", response.text)
-        except ValueError:
-            detail = response.text
-        raise KapacitorError(f"could not {what}: {detail.strip()}")
-    return response.json() if response.content else {}
 
 
 def task_vars(values: Mapping[str, VarValue]) -> dict[str, dict[str, Any]]:
@@ -212,7 +243,8 @@ def task_variables(
             a later one wins over an earlier one, var by var.
     """
     values: dict[str, dict[str, VarValue]] = {
-        "fraud_alerts": {"alert_log": settings.alert_log} if settings.alert_log else {}}
+        task_id: {"alert_log": settings.alert_log} if settings.alert_log else {}
+        for task_id in ALERTING_TASKS}
     for layer in overrides:
         for task_id, task_values in layer.items():
             values[task_id] = {**values.get(task_id, {}), **task_values}

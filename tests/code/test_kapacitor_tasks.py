@@ -22,12 +22,12 @@ from tickml.kapacitor import (
 
 def test_the_alert_log_setting_becomes_a_string_var(tmp_path: Path) -> None:
     settings = Settings(root=tmp_path, alert_log="/var/log/alerts.log")
-    assert task_variables(settings) == {
-        "fraud_alerts": {"alert_log": {"type": "string", "value": "/var/log/alerts.log"}}}
+    logged = {"alert_log": {"type": "string", "value": "/var/log/alerts.log"}}
+    assert task_variables(settings) == {"fraud_alerts": logged, "live_share": logged}
 
 
 def test_no_alert_log_keeps_the_tickscript_default(tmp_path: Path) -> None:
-    assert task_variables(Settings(root=tmp_path)) == {"fraud_alerts": {}}
+    assert task_variables(Settings(root=tmp_path)) == {"fraud_alerts": {}, "live_share": {}}
 
 
 def test_later_overrides_win_var_by_var(tmp_path: Path) -> None:
@@ -39,6 +39,7 @@ def test_later_overrides_win_var_by_var(tmp_path: Path) -> None:
     )
     assert variables == {
         "fraud_alerts": {"alert_log": {"type": "string", "value": "/b.log"}},
+        "live_share": {"alert_log": {"type": "string", "value": "/a.log"}},
         "fraud_scoring": {"batch_size": {"type": "int", "value": 1},
                           "retry_for": {"type": "duration", "value": 1_000_000_000}},
     }

@@ -1,6 +1,6 @@
 """A short real run of the pipeline whose data every dashboard query is executed against.
 
-influxd → kapacitord (fraud_scoring, fraud_alerts, kapacitor_stats) → `tickml udf` →
+influxd → kapacitord (fraud_scoring, fraud_alerts, kapacitor_stats, live_share) → `tickml udf` →
 `tickml serve`: a few hundred transactions with frauds among them and one point that
 cannot be scored, then wait until scored, alerts and Kapacitor's statistics are stored.
 """
@@ -104,6 +104,6 @@ def dashboard_run(small_project: Settings, tmp_path_factory: pytest.TempPathFact
         if not wait_until(lambda: all(
                 run.count(f'SELECT count("emitted") FROM "_kapacitor"."autogen"."edges" '
                           f"WHERE \"task\" = '{task}' AND \"parent\" =~ /^from/") >= 2
-                for task in TASKS), 45):
+                for task in TASKS if task != "live_share"), 45):  # a batch task: no from()
             pytest.fail(f"Kapacitor statistics never reached InfluxDB:\n{kapacitord.log_tail()}")
         yield run

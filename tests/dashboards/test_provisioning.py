@@ -35,7 +35,8 @@ LIVE_CONTENT = ["Transactions per second", "Flagged per second and flagged share
                 "Precision", "Recall", "Confusion counts", "Unscored points and their reasons",
                 "Model in use", "Pipeline latency p50 / p99", "Fraud alerts"]
 HEALTH_CONTENT = ["Points through each stage", "Kapacitor tasks executing",
-                  "Kapacitor task throughput", "Model API request rate", "Model API latency"]
+                  "Kapacitor task throughput", "Model API request rate", "Model API latency",
+                  "Scored live vs by the sweep", "Live share"]
 
 
 def repo_path(container_path: str) -> Path:

@@ -32,7 +32,9 @@ QUERIES: list[tuple[dict[str, Any], PanelQuery]] = [
     for query in panel_queries(dashboard) + annotation_queries(dashboard)]
 #: Targets the run gives no data, and why.
 MAY_BE_EMPTY = {("Model API request rate (points scored per second)", "B"):
-                "the API never fails during the run"}
+                "the API never fails during the run",
+                ("Scored live vs by the sweep (per second)", "B"):
+                "the stream scores every point of the run itself"}
 #: Targets that must show a positive value: the run moved points through them.
 POSITIVE = {("Transactions per second", "A"), ("Flagged per second and flagged share", "A"),
             ("Flagged per second and flagged share", "B"),
@@ -42,7 +44,8 @@ POSITIVE = {("Transactions per second", "A"), ("Flagged per second and flagged s
             ("Points through each stage (per second)", "C"),
             ("Points through each stage (per second)", "D"),
             ("Model API request rate (points scored per second)", "A"),
-            ("Model API latency as the agent sees it (p50 / p99)", "A")}
+            ("Model API latency as the agent sees it (p50 / p99)", "A"),
+            ("Scored live vs by the sweep (per second)", "A")}
 
 
 def query_id(item: tuple[dict[str, Any], PanelQuery]) -> str:
@@ -245,13 +248,13 @@ def test_fraud_alerts_keep_their_log_and_http_endpoint(dashboard_run: DashboardR
 
 def test_stack_health_lists_every_executing_kapacitor_task(dashboard_run: DashboardRun) -> None:
     counts = single_row(dashboard_run, "Kapacitor tasks enabled / defined")
-    assert counts["enabled"] == counts["defined"] == 3
+    assert counts["enabled"] == counts["defined"] == 4
     dashboard, query = next(item for item in QUERIES
                             if item[1].panel == "Kapacitor tasks executing"
                             and item[1].ref_id == "A")
     _, series = run_panel_query(dashboard_run, dashboard, query)
     collected = {s.tags["task"]: s.records()[0]["points collected"] for s in series}
-    assert set(collected) == {"fraud_scoring", "fraud_alerts", "kapacitor_stats"}
+    assert set(collected) == {"fraud_scoring", "fraud_alerts", "kapacitor_stats", "live_share"}
     assert collected["fraud_scoring"] > 0
 
 
@@ -321,3 +324,15 @@ def test_a_one_second_refresh_is_allowed_and_five_seconds_stays_the_default(
     assert live["refresh"] == "5s" and "1s" in live["timepicker"]["refresh_intervals"]
     ini = (ROOT / "compose" / "grafana" / "grafana.ini").read_text()
     assert re.search(r"^min_refresh_interval = 1s$", ini, re.MULTILINE)
+
+
+def test_live_share_is_whole_when_the_stream_scored_everything(
+        dashboard_run: DashboardRun) -> None:
+    assert single_row(dashboard_run, "Live share (last 5 minutes)")["live share"] == 1.0
+    dashboard, query = next(item for item in QUERIES
+                            if item[1].panel == "Scored live vs by the sweep (per second)"
+                            and item[1].ref_id == "A")
+    _, [series] = run_panel_query(dashboard_run, dashboard, query)
+    per_second = [row["scored live"] for row in series.records()]
+    scored = dashboard_run.count('SELECT count("scored") FROM "scored" WHERE "scored" = true')
+    assert round(sum(per_second)) == scored, "each second's bar counts what the stream scored"

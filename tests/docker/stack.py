@@ -108,10 +108,11 @@ class ComposeStack:
         env = self.dotenv()
         return env[f"{prefix}_USER"], env[f"{prefix}_PASSWORD"]
 
-    def influx(self, login: str = "INFLUXDB_TICKML") -> InfluxClient:
+    def influx(self, login: str = "INFLUXDB_TICKML", database: str = "fraud") -> InfluxClient:
         """A client of the published InfluxDB, logged in as tickml's services (by default)."""
         user, password = self.login(login)
-        return InfluxClient(self.url("INFLUXDB_PORT"), "fraud", username=user, password=password)
+        return InfluxClient(self.url("INFLUXDB_PORT"), database, username=user,
+                            password=password)
 
     def remove(self) -> None:
         """Containers, networks and volumes of the project, whatever state the tests left."""

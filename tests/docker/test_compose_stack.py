@@ -16,6 +16,7 @@ import time
 import pytest
 import requests
 
+from tests.liveness import alerted_in_influx, assert_flagged_are_alerted_once, assert_live_again
 from tests.polling import wait_until
 from tickml import schema
 from tickml.config import Settings
@@ -76,7 +77,7 @@ def test_up_brings_every_service_up_healthy_and_runs_the_one_shots(stack: Compos
 
 
 def test_the_tasks_execute_in_kapacitor(stack: ComposeStack) -> None:
-    for task_id in ("fraud_scoring", "fraud_alerts", "kapacitor_stats"):
+    for task_id in ("fraud_scoring", "fraud_alerts", "kapacitor_stats", "live_share"):
         state = task_state(stack, task_id)
         assert (state["status"], state["executing"], state["error"]) == ("enabled", True, "")
 
@@ -181,29 +182,59 @@ def test_a_model_promoted_on_the_host_is_served_and_the_reverse(stack: ComposeSt
     assert wait_until(lambda: served()["version"] == 1, timeout=30), served()
 
 
-def test_a_killed_agent_is_recovered_with_nothing_lost(stack: ComposeStack) -> None:
-    pid = stack.main_pid("udf")
-    os.kill(pid, signal.SIGKILL)  # from the host: a crash, which the restart policy handles
-    assert wait_until(lambda: stack.services()["udf"]["State"] == "running"
-                      and stack.main_pid("udf") not in (0, pid), timeout=60)
-    assert wait_until(lambda: scoring_task_executes(stack), timeout=60), \
-        task_state(stack, "fraud_scoring")
-    killed_at = time.monotonic()
-    wait_until(lambda: time.monotonic() - killed_at > 30, timeout=40)
+def assert_live_again_after(stack: ComposeStack, fault_ns: int, fault: str, test: str) -> None:
+    """The stream scores live again after the fault and raises an alert for each fraud it flags;
+    then, once the sweep has had its turn, nothing is left unscored."""
+    recovery = assert_live_again(stack.influx(), fault_ns, test, fault)
+    alerts = stack.influx("INFLUXDB_READER", database="chronograf")
+    assert_flagged_are_alerted_once(stack.influx(),
+                                    lambda: alerted_in_influx(alerts, recovery.first_live_ns),
+                                    recovery.first_live_ns)
     unscored, total = wait_until_nothing_is_unscored(stack)
     assert unscored == 0, f"{unscored} of {total} transactions lost their score"
 
 
-def test_an_influxdb_restart_under_the_generator_loses_nothing(stack: ComposeStack) -> None:
+def kill_main_process(stack: ComposeStack, service: str) -> None:
+    """SIGKILL from the host, as a crash: the restart policy brings the service back."""
+    pid = stack.main_pid(service)
+    os.kill(pid, signal.SIGKILL)
+    assert wait_until(lambda: stack.services()[service]["State"] == "running"
+                      and stack.main_pid(service) not in (0, pid), timeout=60)
+
+
+def test_a_killed_agent_is_recovered_live_with_nothing_lost(stack: ComposeStack) -> None:
+    fault_ns = time.time_ns()
+    kill_main_process(stack, "udf")
+    assert wait_until(lambda: scoring_task_executes(stack), timeout=60), \
+        task_state(stack, "fraud_scoring")
+    assert_live_again_after(stack, fault_ns, "the agent container's process killed",
+                            "test_a_killed_agent_is_recovered_live_with_nothing_lost")
+
+
+def test_an_influxdb_restart_under_the_generator_is_live_again_and_loses_nothing(
+        stack: ComposeStack) -> None:
     before = stack.influx().count("transactions", "Amount")
+    fault_ns = time.time_ns()
     stack.compose("restart", "--timeout", "10", "influxdb")
     assert wait_until(stack.influx().ping, timeout=60)
     assert wait_until(lambda: stack.influx().count("transactions", "Amount") > before + 200,
                       timeout=60, interval=2)
-    restarted_at = time.monotonic()
-    wait_until(lambda: time.monotonic() - restarted_at > 30, timeout=40)
-    unscored, total = wait_until_nothing_is_unscored(stack)
-    assert unscored == 0, f"{unscored} of {total} transactions lost their score"
+    assert_live_again_after(stack, fault_ns, "docker compose restart influxdb",
+                            "test_an_influxdb_restart_under_the_generator_is_live_again")
+
+
+def test_a_kapacitor_restart_scores_live_again_and_raises_alerts(stack: ComposeStack) -> None:
+    fault_ns = time.time_ns()
+    stack.compose("restart", "--timeout", "10", "kapacitor")
+    assert_live_again_after(stack, fault_ns, "docker compose restart kapacitor",
+                            "test_a_kapacitor_restart_scores_live_again_and_raises_alerts")
+
+
+def test_kapacitord_killed_is_restarted_by_compose_and_scores_live(stack: ComposeStack) -> None:
+    fault_ns = time.time_ns()
+    kill_main_process(stack, "kapacitor")
+    assert_live_again_after(stack, fault_ns, "kapacitord killed, restarted by Compose",
+                            "test_kapacitord_killed_is_restarted_by_compose_and_scores_live")
 
 
 def test_the_six_notebooks_run_in_the_jupyter_container(stack: ComposeStack) -> None:

@@ -14,6 +14,7 @@ import shutil
 import subprocess
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from pathlib import Path
 
@@ -140,13 +141,14 @@ def test_an_edit_and_a_disable_survive_define_a_kapacitor_restart_and_up(
         edited = chronograf_save(url, "fraud_alerts", add_comment("tuned by hand"))
         chronograf_disable(url, "kapacitor_stats")
         expected = {"fraud_scoring": "unchanged", "fraud_alerts": "kept (edited)",
-                    "kapacitor_stats": "unchanged, left disabled"}
+                    "kapacitor_stats": "unchanged, left disabled", "live_share": "unchanged"}
         assert define_actions(tickml_tasks("define")) == expected
 
         native.call("stopProcess", "kapacitord")
         native.call("startProcess", "kapacitord")
         assert up_report(native) == ("tasks: fraud_scoring unchanged, fraud_alerts kept "
-                                     "(edited), kapacitor_stats unchanged, left disabled")
+                                     "(edited), kapacitor_stats unchanged, left disabled, "
+                                     "live_share unchanged")
         assert wait_until(lambda: kapacitor.task("fraud_alerts").healthy, timeout=30)
         time.sleep(2)  # four watchdog checks (TICKML_WATCHDOG_INTERVAL=0.5)
         assert kapacitor.task("fraud_alerts").script == edited
@@ -155,10 +157,12 @@ def test_an_edit_and_a_disable_survive_define_a_kapacitor_restart_and_up(
         assert status_rows(tickml_tasks("status")) == {
             "fraud_scoring": ("as shipped", "enabled", "yes"),
             "fraud_alerts": ("edited", "enabled", "yes"),
-            "kapacitor_stats": ("as shipped", "disabled", "no")}
+            "kapacitor_stats": ("as shipped", "disabled", "no"),
+            "live_share": ("as shipped", "enabled", "yes")}
 
         assert define_actions(tickml_tasks("define", "--reset")) == {
-            "fraud_scoring": "unchanged", "fraud_alerts": "reset", "kapacitor_stats": "reset"}
+            "fraud_scoring": "unchanged", "fraud_alerts": "reset", "kapacitor_stats": "reset",
+            "live_share": "unchanged"}
         assert wait_until(lambda: all(kapacitor.task(t).healthy for t in TASKS), timeout=30)
         assert status_rows(tickml_tasks("status")) == dict.fromkeys(
             TASKS, ("as shipped", "enabled", "yes"))
@@ -183,10 +187,12 @@ def test_a_changed_shipped_script_updates_tasks_the_user_left_and_keeps_the_edit
         assert status_rows(tickml_tasks("status", scripts=scripts)) == {
             "fraud_scoring": ("outdated", "enabled", "yes"),
             "fraud_alerts": ("outdated", "disabled", "no"),
-            "kapacitor_stats": ("edited", "enabled", "yes")}
+            "kapacitor_stats": ("edited", "enabled", "yes"),
+            "live_share": ("outdated", "enabled", "yes")}
 
         assert up_report(newer) == ("tasks: fraud_scoring updated, fraud_alerts updated, "
-                                    "left disabled, kapacitor_stats kept (edited)")
+                                    "left disabled, kapacitor_stats kept (edited), "
+                                    "live_share updated")
         for task_id in ("fraud_scoring", "fraud_alerts"):
             assert kapacitor.task(task_id).script.endswith("// shipped later\n"), task_id
         assert kapacitor.task("fraud_alerts").status == "disabled"
@@ -198,7 +204,8 @@ def test_a_changed_shipped_script_updates_tasks_the_user_left_and_keeps_the_edit
         assert status_rows(tickml_tasks("status", scripts=scripts)) == {
             "fraud_scoring": ("as shipped", "enabled", "yes"),
             "fraud_alerts": ("as shipped", "disabled", "no"),
-            "kapacitor_stats": ("as shipped", "enabled", "yes")}
+            "kapacitor_stats": ("as shipped", "enabled", "yes"),
+            "live_share": ("as shipped", "enabled", "yes")}
     finally:
         restore_shipped(native)
 
@@ -265,6 +272,28 @@ def test_disabling_and_enabling_scoring_while_points_flow_never_takes_kapacitord
         assert "panic" not in (native.logs / "kapacitord.log").read_text()
         task = kapacitor.task("fraud_scoring")
         assert task.healthy, f"stopping the task was taken for a failure: {task.error}"
+        assert wait_until(lambda: unix_sockets_held(kapacitord) == 1, timeout=10), \
+            f"kapacitord holds {unix_sockets_held(kapacitord)} UDF connections, not 1"
+        assert scoring_goes_on(native), "scoring did not go on after the last enable"
+    finally:
+        restore_shipped(native)
+
+
+def test_two_enables_at_once_leave_one_run_of_the_scoring_task(native: NativeStack) -> None:
+    # Kapacitor's task store lets two enables that race both start the task; without
+    # scripts/patches/kapacitor/start-task-once.patch the second run took the first's
+    # place and the first kept running unseen, holding its own UDF connection.
+    url = native.settings.kapacitor_url
+    kapacitor = kapacitor_for(native.service_settings)
+    kapacitord = native.call("getProcessInfo", "kapacitord")["pid"]
+    enable = lambda _: chronograf_set_status(url, SCORING_TASK, "enabled")  # noqa: E731
+    try:
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            for _ in range(40):
+                chronograf_disable(url, SCORING_TASK)
+                list(pool.map(enable, range(2)))
+        assert_still_running(native, kapacitord)
+        assert wait_until(lambda: kapacitor.task(SCORING_TASK).healthy, timeout=30)
         assert wait_until(lambda: unix_sockets_held(kapacitord) == 1, timeout=10), \
             f"kapacitord holds {unix_sockets_held(kapacitord)} UDF connections, not 1"
         assert scoring_goes_on(native), "scoring did not go on after the last enable"

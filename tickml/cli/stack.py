@@ -104,15 +104,36 @@ def down(
 
 
 def status() -> None:
-    """Show the state of each native service."""
+    """Show the state of each native service, and the share of transactions the stream
+    scored live (not the watchdog's sweep) over the last five minutes.
+
+    The live share is read from InfluxDB (TICKML_INFLUX_URL), on Docker too. Exits 3
+    when neither the native stack runs nor InfluxDB answers.
+    """
+    from tickml.influx import InfluxError, influx_for
+    from tickml.live import LIVE_WINDOW_SECONDS, live_share
     from tickml.stack.native import NativeStack
 
-    states = NativeStack(get_settings()).status()
-    if not states:
-        typer.echo("the native stack is not running")
-        raise typer.Exit(3)
+    settings = get_settings()
+    states = NativeStack(settings).status()
     for name, state in states.items():
         typer.echo(f"{name:<11}{state}")
+    if not states:
+        typer.echo("the native stack is not running")
+    influx = influx_for(settings)
+    try:
+        share = live_share(influx, LIVE_WINDOW_SECONDS)
+    except InfluxError as exc:
+        typer.echo(f"live share: unknown, {exc}")
+        if not states:
+            raise typer.Exit(3) from None
+        return
+    finally:
+        influx.close()
+    typer.echo(f"live share (last {LIVE_WINDOW_SECONDS // 60} min): {share.describe()}")
+    if share.share is not None and share.share < 0.99:
+        typer.echo("the stream is not scoring everything itself: the watchdog's log says why "
+                   "(run/logs/watchdog.log, or `docker compose logs watchdog`)")
 
 
 def lab(

@@ -94,6 +94,7 @@ def tasks_define(
     """
     from tickml.influx import SUBSCRIPTION_WAIT_SECONDS, InfluxError, influx_for
     from tickml.kapacitor import KapacitorError, define_tickml_tasks, kapacitor_for
+    from tickml.subscriptions import ensure_subscribed
 
     task_ids = _task_ids(task_names)
     settings = get_settings()
@@ -102,7 +103,8 @@ def tasks_define(
     try:
         influx.create_database()
         actions = define_tickml_tasks(client, settings, reset=reset, task_ids=task_ids)
-        subscribed = influx.wait_for_subscription(timeout=SUBSCRIPTION_WAIT_SECONDS)
+        mending = ensure_subscribed(influx, client, settings.influx_db,
+                                    timeout=SUBSCRIPTION_WAIT_SECONDS)
     except (KapacitorError, InfluxError, OSError) as exc:
         raise fail(str(exc)) from None
     finally:
@@ -112,10 +114,13 @@ def tasks_define(
     if any(action.startswith("kept") for action in actions.values()):
         typer.echo("tasks edited since tickml defined them are kept as they are; "
                    "`tickml tasks define --reset TASK` restores the shipped one", err=True)
-    if not subscribed:
-        typer.echo(f"warning: after {SUBSCRIPTION_WAIT_SECONDS}s Kapacitor has not subscribed "
-                   f"to database {settings.influx_db!r}; transactions written before it does "
-                   "are scored only by the watchdog's sweep or `tickml rescore`", err=True)
+    for subscription in mending.dropped:
+        typer.echo(f"InfluxDB's subscription {subscription.name} was refused by Kapacitor "
+                   "(its token was revoked): dropped it, and Kapacitor made a new one", err=True)
+    if not mending.subscribed:
+        typer.echo(f"warning: after {SUBSCRIPTION_WAIT_SECONDS}s no subscription on database "
+                   f"{settings.influx_db!r} reaches Kapacitor; transactions written before one "
+                   "does are scored only by the watchdog's sweep or `tickml rescore`", err=True)
 
 
 #: What `tickml tasks status` says after its table, for each standing it shows.
@@ -176,32 +181,23 @@ def watchdog(
              "restarting the scoring task, sweep as soon as that grace has passed."
     )] = True,
 ) -> None:
-    """Restart tickml's Kapacitor tasks whenever they stop executing.
+    """Restart tickml's Kapacitor tasks whenever they stop executing, and keep the stream live.
 
     Kapacitor does not reconnect a socket UDF: when the agent restarts or a
     keepalive is missed, the task stays enabled but stops. The watchdog
-    notices and restarts it (disable, then enable). By default it also sweeps for
-    transactions still unscored a little after they were written, whatever left them
-    so, and sweeps early once the scoring task was restarted.
+    notices and restarts it (disable, then enable). It notices too when transactions
+    are written but the scoring task takes in none, logs why, and (given InfluxDB's
+    admin login, TICKML_INFLUX_ADMIN_USER/_PASSWORD) has a refused subscription made
+    anew. By default it also sweeps for transactions still unscored a little after
+    they were written, whatever left them so, and sweeps early once the scoring task
+    was restarted.
     """
-    from tickml.kapacitor import SCORING_TASK, TASKS, kapacitor_for, watch_tasks
-    from tickml.rescore import GapSweeper, rescore_range
+    from tickml.watchdog import run_watchdog
 
     settings = get_settings()
-    client = kapacitor_for(settings)
-    sweeper = GapSweeper(lambda start, end: rescore_range(settings, start, end),
-                         interval=settings.watchdog_sweep_interval,
-                         grace=settings.watchdog_sweep_grace)
+    run_watchdog(settings, interval or settings.watchdog_interval, sweep=rescore_after,
+                 should_stop=stop_on_signals())
 
-    def after_restart(task_ids: list[str]) -> None:
-        if SCORING_TASK in task_ids:
-            sweeper.sweep_soon()
-
-    every = interval or settings.watchdog_interval
-    log.info("watching %s every %.1fs", ", ".join(TASKS), every)
-    watch_tasks(client, list(TASKS), every, should_stop=stop_on_signals(),
-                on_restart=after_restart if rescore_after else None,
-                on_check=sweeper.maybe_sweep if rescore_after else None)
 
 def rescore(
     since: Annotated[str, typer.Option(

@@ -104,7 +104,8 @@ class NativeStack:
         programs = [
             *pipeline_programs(self.service_settings, self.stack_logins(), self.influx,
                                self.kapacitor, self.run_dir),
-            Program("watchdog", [TICKML, "watchdog"], lambda: True),
+            Program("watchdog", [TICKML, "watchdog"], lambda: True,
+                    env=self._watchdog_environment()),
             Program("generator", [TICKML, "generate", "--rate", str(self.generator_rate),
                                   "--fraud-share", str(self.fraud_share)], lambda: True),
         ]
@@ -135,9 +136,11 @@ supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface
 serverurl = unix://{self.control_socket}
 """]
         for program in self.programs():
+            environment = ",".join(f'{k}="{v}"' for k, v in program.env.items())
             sections.append(f"""
 [program:{program.name}]
 command = {' '.join(program.command)}
+{f"environment = {environment}" if environment else ""}
 autostart = false
 autorestart = true
 startsecs = 1
@@ -150,6 +153,12 @@ stdout_logfile_maxbytes = 10MB
 stdout_logfile_backups = 2
 """)
         return "".join(sections)
+
+    def _watchdog_environment(self) -> dict[str, str]:
+        """InfluxDB's admin, for the watchdog alone: it mends a refused subscription."""
+        admin = self.stack_logins().influx_admin
+        return {f"{ENV_PREFIX}INFLUX_ADMIN_USER": admin.user,
+                f"{ENV_PREFIX}INFLUX_ADMIN_PASSWORD": admin.password}
 
     def _login_environment(self) -> str:
         """supervisord's `environment`: every program logs in as tickml's services."""

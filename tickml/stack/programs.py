@@ -13,16 +13,18 @@ import shutil
 import socket
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import requests
 
 from tickml.config import ENV_PREFIX, Settings
+from tickml.influx import SUBSCRIPTION_WAIT_SECONDS, InfluxClient
 from tickml.kapacitor import VarValue, define_tickml_tasks, kapacitor_for
 from tickml.stack.binaries import find_binary
 from tickml.stack.configs import InfluxConfig, KapacitorConfig
 from tickml.stack.users import StackLogins, provision_influx, provision_kapacitor
+from tickml.subscriptions import ensure_subscribed
 
 TaskOverrides = dict[str, dict[str, VarValue]]
 
@@ -53,6 +55,7 @@ class Program:
     on_ready: Callable[[], str | None] | None = None
     url: str = ""  # where an HTTP program answers, when it is one
     before_start: Callable[[], None] | None = None  # run each time before it starts
+    env: dict[str, str] = field(default_factory=dict)  # its own variables, beyond the stack's
 
 
 def free_port() -> int:
@@ -134,8 +137,20 @@ def kapacitor_program(config: KapacitorConfig, config_path: Path, settings: Sett
         provision_kapacitor(config, logins, config_path.parent, free_port())
 
     def define() -> str:
-        actions = define_tickml_tasks(kapacitor_for(settings), settings, *overrides)
-        return "tasks: " + ", ".join(f"{k} {v}" for k, v in actions.items())
+        kapacitor = kapacitor_for(settings)
+        actions = define_tickml_tasks(kapacitor, settings, *overrides)
+        admin = InfluxClient(config.influx_url, settings.influx_db,
+                             username=logins.influx_admin.user,
+                             password=logins.influx_admin.password)
+        try:
+            mending = ensure_subscribed(admin, kapacitor, settings.influx_db,
+                                        timeout=SUBSCRIPTION_WAIT_SECONDS)
+        finally:
+            admin.close()
+            kapacitor.close()
+        remade = "".join(f"; subscription {s.name} was refused, made anew"
+                         for s in mending.dropped)
+        return "tasks: " + ", ".join(f"{k} {v}" for k, v in actions.items()) + remade
 
     return Program("kapacitord",
                    [str(find_binary("kapacitord")), "run", "-config", str(config_path)],
