@@ -35,7 +35,7 @@ lint: $(STAMP) ## Lint with ruff
 	$(BIN)/ruff check tickml tests
 
 .PHONY: tick
-tick: ## Install influxd (Debian package) and build kapacitord into ~/.cache/tickml (once)
+tick: ## Build influxd and kapacitord from their Go modules into ~/.cache/tickml (once)
 	bash scripts/install-tick.sh
 
 .PHONY: docker
