@@ -14,8 +14,14 @@ set -euo pipefail
 
 PRIVATE=127.0.0.1:9093
 API="http://$PRIVATE/kapacitor/v1"
+HANDLERS=/etc/kapacitor/disabled-handlers
 
 die() { echo "start.sh: $*" >&2; exit 1; }
+
+disabled_handlers() {  # the handlers file's names, comma-separated (comments left out)
+    [ -r "$HANDLERS" ] || die "$HANDLERS is missing: mount compose/kapacitor/disabled-handlers"
+    sed -e 's/#.*//' -e 's/[[:space:]]//g' -e '/^$/d' "$HANDLERS" | paste -sd, -
+}
 
 check_login() {  # check_login PREFIX: the pair is set and safe inside a JSON string
     local user="${1}_USER" password="${1}_PASSWORD"
@@ -35,7 +41,8 @@ put_user() {  # put_user NAME PASSWORD TYPE PERMISSIONS_JSON: create, or update 
 
 create_users() {
     KAPACITOR_HTTP_AUTH_ENABLED=false KAPACITOR_HTTP_BIND_ADDRESS="$PRIVATE" \
-        KAPACITOR_INFLUXDB_0_DISABLE_SUBSCRIPTIONS=true KAPACITOR_STATS_ENABLED=false kapacitord "$@" &
+        KAPACITOR_INFLUXDB_0_DISABLE_SUBSCRIPTIONS=true KAPACITOR_STATS_ENABLED=false \
+        kapacitord -disable-handlers "$DISABLED" "$@" &
     local pid=$! _
     for _ in $(seq 120); do
         curl -fsS -o /dev/null "$API/ping" 2>/dev/null && break
@@ -51,5 +58,6 @@ create_users() {
 
 check_login KAPACITOR_ADMIN
 check_login KAPACITOR_TICKML
+DISABLED="$(disabled_handlers)"
 create_users "$@"
-exec kapacitord "$@"
+exec kapacitord -disable-handlers "$DISABLED" "$@"

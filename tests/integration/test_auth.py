@@ -191,3 +191,27 @@ def test_a_refused_login_by_hand_names_the_user_and_what_to_set_never_the_passwo
     assert "INFLUXDB_TICKML_USER" in result.stderr and "TICKML_INFLUX_USER" in result.stderr
     assert "not-the-password" not in result.stdout + result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("handler", ["exec('/usr/bin/touch', '{marker}')",
+                                     "tcp('127.0.0.1:9')"], ids=["exec", "tcp"])
+def test_a_task_with_a_disabled_handler_is_refused_even_to_the_tickml_login(
+        stream: StreamStack, tmp_path: Path, handler: str) -> None:
+    marker = tmp_path / "ran-on-the-kapacitor-host"
+    name = handler.split("(", 1)[0]
+    script = (f"dbrp \"fraud\".\"autogen\"\nstream|from().measurement('{schema.TRANSACTIONS}')"
+              f"|alert().crit(lambda: TRUE).{handler.format(marker=marker)}")
+    client = stream.pipeline.kapacitor  # tickml's own login: it may define tasks
+    task_id = f"with-{name}"
+    response = client.session.post(f"{client.url}/kapacitor/v1/tasks", timeout=10, json={
+        "id": task_id, "type": "stream", "script": script, "status": "enabled"})
+    try:
+        state = client.task(task_id)
+        refusal = response.text if response.status_code >= 400 else state.error
+        assert f"{name} alert handler is disabled" in refusal, (response.status_code, refusal)
+        assert state is None or not state.executing
+        assert stream.write(f"after-{name}", stream.test_rows.head(5)) == 5
+        stream.wait_for_scored(f"after-{name}", 5)
+        assert not marker.exists(), "the handler ran"
+    finally:
+        client.session.delete(f"{client.url}/kapacitor/v1/tasks/{task_id}", timeout=10)

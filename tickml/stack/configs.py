@@ -74,6 +74,13 @@ class KapacitorConfig(LocalServer):
     influx_password: str = ""
     # Only to create users: HTTP authentication off, no UDF, subscriptions left alone.
     bootstrap: bool = False
+    # Alert handlers no task may use, comma-separated (see `disabled_handlers`).
+    disabled_handlers: str = ""
+
+    def command(self, kapacitord: Path, config_path: Path) -> list[str]:
+        """kapacitord's command line for this config, written at `config_path`."""
+        flags = ["-disable-handlers", self.disabled_handlers] if self.disabled_handlers else []
+        return [str(kapacitord), "run", "-config", str(config_path), *flags]
 
     def render(self) -> str:
         d = self.directory
@@ -164,3 +171,16 @@ def write_config(path: Path, text: str) -> Path:
     with os.fdopen(fd, "w") as handle:
         handle.write(text)
     return path
+
+
+def disabled_handlers(scripts_dir: Path) -> str:
+    """The alert handlers kapacitord refuses (`-disable-handlers`), comma-separated.
+
+    Read from `disabled-handlers` beside the TICKscripts, which Compose mounts too.
+    """
+    names = []
+    for line in (scripts_dir / "disabled-handlers").read_text().splitlines():
+        name = line.split("#", 1)[0].strip()
+        if name:
+            names.append(name)
+    return ",".join(names)

@@ -26,7 +26,12 @@ from urllib.parse import urlparse
 from supervisor.xmlrpc import SupervisorTransport
 
 from tickml.config import ENV_PREFIX, Settings
-from tickml.stack.configs import InfluxConfig, KapacitorConfig, write_config
+from tickml.stack.configs import (
+    InfluxConfig,
+    KapacitorConfig,
+    disabled_handlers,
+    write_config,
+)
 from tickml.stack.programs import (
     TICKML,
     Program,
@@ -88,7 +93,9 @@ class NativeStack:
         return KapacitorConfig(self.run_dir / "kapacitor", influx_url=self.influx.url,
                                udf_socket=self.settings.udf_socket,
                                http_port=urlparse(self.settings.kapacitor_url).port or 9092,
-                               influx_user=admin.user, influx_password=admin.password)
+                               influx_user=admin.user, influx_password=admin.password,
+                               disabled_handlers=disabled_handlers(
+                                   self.settings.kapacitor_scripts))
 
     def ports(self) -> dict[str, int]:
         ports = {"influxd": self.influx.http_port, "kapacitord": self.kapacitor.http_port,

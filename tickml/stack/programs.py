@@ -153,7 +153,7 @@ def kapacitor_program(config: KapacitorConfig, config_path: Path, settings: Sett
         return "tasks: " + ", ".join(f"{k} {v}" for k, v in actions.items()) + remade
 
     return Program("kapacitord",
-                   [str(find_binary("kapacitord")), "run", "-config", str(config_path)],
+                   config.command(find_binary("kapacitord"), config_path),
                    kapacitor_for(settings).ping, timeout=150, on_ready=define, url=config.url,
                    before_start=create_users)
 

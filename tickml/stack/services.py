@@ -16,7 +16,12 @@ from pathlib import Path
 from tickml.config import Settings
 from tickml.influx import InfluxClient, influx_for
 from tickml.kapacitor import KapacitorClient, define_tickml_tasks, kapacitor_for
-from tickml.stack.configs import InfluxConfig, KapacitorConfig, write_config
+from tickml.stack.configs import (
+    InfluxConfig,
+    KapacitorConfig,
+    disabled_handlers,
+    write_config,
+)
 from tickml.stack.process import Service
 from tickml.stack.programs import (
     Program,
@@ -168,7 +173,8 @@ def local_pipeline(
                                 udf_socket=settings.udf_socket,
                                 http_port=port_of(settings.kapacitor_url),
                                 influx_user=logins.influx_admin.user,
-                                influx_password=logins.influx_admin.password)
+                                influx_password=logins.influx_admin.password,
+                                disabled_handlers=disabled_handlers(settings.kapacitor_scripts))
     write_config(directory / "influxdb.conf", influx.render())
     write_config(directory / "kapacitor.conf", kapacitor.render())
     settings.udf_socket.unlink(missing_ok=True)

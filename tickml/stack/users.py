@@ -155,8 +155,8 @@ def provision_kapacitor(config: KapacitorConfig, logins: StackLogins, directory:
     bootstrap = dataclasses.replace(config, http_port=port, bootstrap=True)
     path = write_config(directory / "kapacitor-users.conf", bootstrap.render())
     client = KapacitorClient(bootstrap.url)
-    service = Service("kapacitord-users", [str(find_binary("kapacitord")), "run", "-config",
-                                           str(path)], directory, ready=client.ping)
+    service = Service("kapacitord-users", bootstrap.command(find_binary("kapacitord"), path),
+                      directory, ready=client.ping)
     try:
         service.start().wait_ready(120)
         fresh = not client.users()
