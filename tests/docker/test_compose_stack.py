@@ -26,6 +26,7 @@ from tickml.modeling.train import train_default_model
 from tickml.registry import ModelRef, ModelRegistry
 from tickml.rescore import find_unscored
 
+from .engine import dangling_tickml_app_images
 from .stack import ONE_SHOT, ComposeStack
 
 pytestmark = [pytest.mark.docker, pytest.mark.integration, pytest.mark.timeout(1800)]
@@ -76,6 +77,16 @@ def test_up_brings_every_service_up_healthy_and_runs_the_one_shots(stack: Compos
         assert services[name]["Health"] in ("healthy", ""), f"{name}: {services[name]['Health']}"
 
 
+def test_up_builds_the_tickml_image_once_and_leaves_no_untagged_copy(
+        stack: ComposeStack) -> None:
+    # The legacy builder says "Successfully tagged", BuildKit "naming to": once per build.
+    tagged = re.findall(r"(?:Successfully tagged|naming to docker.io/library/)tickml:0\.1\.0",
+                        stack.up_output)
+    assert len(tagged) == 1, tagged
+    assert dangling_tickml_app_images() <= stack.dangling_before, \
+        "./up.sh left untagged copies of the tickml image"
+
+
 def test_the_tasks_execute_in_kapacitor(stack: ComposeStack) -> None:
     for task_id in ("fraud_scoring", "fraud_alerts", "kapacitor_stats", "live_share"):
         state = task_state(stack, task_id)
@@ -94,6 +105,23 @@ def test_an_unauthenticated_task_with_exec_is_refused(stack: ComposeStack) -> No
     assert wrong.status_code == 401
     listed = requests.get(f"{kapacitor}/tasks", auth=stack.login("KAPACITOR_TICKML"), timeout=10)
     assert "intruder" not in {t["id"] for t in listed.json()["tasks"]}
+
+
+def test_a_task_with_exec_is_refused_to_the_tickml_login_too(stack: ComposeStack) -> None:
+    kapacitor = f"{stack.url('KAPACITOR_PORT')}/kapacitor/v1"
+    login = stack.login("KAPACITOR_TICKML")  # it may define tasks: Chronograf's login
+    created = requests.post(f"{kapacitor}/tasks", json=exec_task("with-exec", "/tmp/ran"),
+                            auth=login, timeout=10)
+    try:
+        state = task_state(stack, "with-exec")
+        refusal = created.text if created.status_code >= 400 else state.get("error", "")
+        assert "exec alert handler is disabled" in refusal, (created.status_code, refusal)
+        assert not state.get("executing"), state
+        time.sleep(2)  # transactions flow all the while
+        ran = stack.compose("exec", "-T", "kapacitor", "test", "-e", "/tmp/ran", check=False)
+        assert ran.returncode == 1, "the command ran on the Kapacitor host"
+    finally:
+        requests.delete(f"{kapacitor}/tasks/with-exec", auth=login, timeout=10)
 
 
 def test_an_unauthenticated_write_or_create_database_is_refused(stack: ComposeStack) -> None:
@@ -277,6 +305,25 @@ def test_down_sh_removes_every_container_and_keeps_the_data(stack: ComposeStack)
     assert stack.containers() == []
     assert any(v.endswith("influxdb-data") for v in stack.volumes())
     assert ModelRegistry(Settings(root=stack.directory).models_dir).production() is not None
+
+
+def test_up_sh_with_an_env_the_data_was_not_made_with_names_the_cause(
+        stack: ComposeStack) -> None:
+    dotenv = stack.directory / ".env"
+    original = dotenv.read_text()
+    _, password = stack.login("INFLUXDB_ADMIN")
+    dotenv.write_text(original.replace(f"INFLUXDB_ADMIN_PASSWORD={password}\n",
+                                       "INFLUXDB_ADMIN_PASSWORD=madeAfresh1\n"))
+    try:
+        result = stack.script("up.sh", "--without-dashboards", timeout=900)
+        assert result.returncode == 1
+        assert ("InfluxDB refused the admin login in .env (INFLUXDB_ADMIN_USER/_PASSWORD): its "
+                "data was set up with another .env's passwords") in result.stderr, \
+            result.stderr[-2000:]
+        assert "./down.sh --wipe" in result.stderr and "madeAfresh1" not in result.stderr
+    finally:
+        dotenv.write_text(original)
+        stack.compose("down", "--timeout", "20", timeout=300)
 
 
 def test_down_sh_wipe_after_a_plain_down_deletes_the_volumes(stack: ComposeStack) -> None:

@@ -263,3 +263,26 @@ def test_up_sh_writes_an_htpasswd_chronograf_accepts(tmp_path: Path) -> None:
     again = subprocess.run(["openssl", "passwd", "-apr1", "-salt", salt, "-stdin"],
                            input="s3cretPassw0rd\n", capture_output=True, text=True, timeout=30)
     assert (user, hashed.startswith("$apr1$"), again.stdout.strip()) == ("admin", True, hashed)
+
+
+def test_kapacitor_turns_off_every_alert_handler_tickml_does_not_use() -> None:
+    from tickml.stack.configs import disabled_handlers
+
+    handlers = disabled_handlers(ROOT / "compose" / "kapacitor").split(",")
+    assert {"exec", "tcp", "post", "smtp"} <= set(handlers)
+    assert "log" not in handlers, "tickml's alerts go to their log"
+    shipped = "".join(p.read_text() for p in (ROOT / "compose" / "kapacitor").glob("*.tick"))
+    assert not [h for h in handlers if f".{h}(" in shipped], "a shipped task uses a handler"
+    mounts = SERVICES["kapacitor"]["volumes"]
+    assert "./compose/kapacitor/disabled-handlers:/etc/kapacitor/disabled-handlers:ro" in mounts
+    start = (ROOT / "compose" / "kapacitor" / "start.sh").read_text()
+    assert start.count('kapacitord -disable-handlers "$DISABLED"') == 2, "both phases"
+
+
+def test_one_service_builds_the_tickml_image_and_the_others_only_run_it() -> None:
+    builders = [name for name, service in SERVICES.items() if "build" in service]
+    assert builders == ["trainer"], "one build per ./up.sh, not one per service"
+    assert SERVICES["trainer"]["pull_policy"] == "build"
+    for name, service in TICKML_SERVICES.items():
+        if name != "trainer":
+            assert service.get("pull_policy") == "never", f"{name} would try to pull tickml"
