@@ -7,6 +7,10 @@ cd "$(dirname "$0")"
 # The oldest Docker Engine and Compose tickml is tested with (raise them to see the message).
 MIN_ENGINE="${TICKML_MIN_DOCKER_ENGINE:-20.10}"
 MIN_COMPOSE="${TICKML_MIN_DOCKER_COMPOSE:-2.20}"
+# Free space Docker needs for the first build and the images (the tickml image is 1.5 GB).
+MIN_FREE_GB="${TICKML_MIN_FREE_GB:-5}"
+# The upstream images, by the variable that names each (see .env.example).
+IMAGE_VARIABLES=(INFLUXDB_IMAGE KAPACITOR_IMAGE PYTHON_IMAGE GRAFANA_IMAGE CHRONOGRAF_IMAGE)
 
 usage() {
     cat <<'TXT'
@@ -155,18 +159,99 @@ write_htpasswd() {
     mv "$tmp" .chronograf.htpasswd
 }
 
+# published_ports: the host ports this project's running containers publish.
+published_ports() {
+    docker compose ps --format '{{.Ports}}' 2>/dev/null | grep -oE ':[0-9]+->' | tr -d ':->' || true
+}
+
+# port_listens HOST PORT: true when something accepts connections there.
+port_listens() {
+    local host="$1"
+    [ "$host" = 0.0.0.0 ] && host=127.0.0.1
+    timeout 1 bash -c "exec 3<>/dev/tcp/$host/$2" 2>/dev/null
+}
+
+# check_ports_free NAME...: each *_PORT variable's port is free, or this stack's own.
+check_ports_free() {
+    local name ours
+    ours=" $(published_ports | tr '\n' ' ') "
+    for name in "$@"; do
+        [[ "$ours" == *" ${!name} "* ]] && continue
+        port_listens "$BIND_ADDRESS" "${!name}" \
+            && die "port ${!name} ($name) is already in use by another program: stop it, or set $name in .env to a free port"
+    done
+    return 0
+}
+
+# check_disk_space: Docker's data folder has room for the images and the first build.
+check_disk_space() {
+    local root free_kb
+    root="$(docker info --format '{{.DockerRootDir}}' 2>/dev/null)" || return 0
+    free_kb="$(df -Pk "$root" 2>/dev/null | awk 'NR == 2 { print $4 }')" || return 0
+    [ -n "$free_kb" ] || return 0  # the folder lives in a VM (Docker Desktop): not ours to see
+    [ "$free_kb" -ge $((MIN_FREE_GB * 1024 * 1024)) ] \
+        || die "only $((free_kb / 1024 / 1024)) GB free for Docker in $root; tickml's images and first build need about $MIN_FREE_GB GB: free some space (docker system prune removes unused images), or run ./up.sh --local"
+}
+
+# missing_images: the upstream images (by variable) that are not on this machine.
+missing_images() {
+    local name
+    for name in "${IMAGE_VARIABLES[@]}"; do
+        [ -n "${!name:-}" ] || continue
+        docker image inspect "${!name}" >/dev/null 2>&1 || printf '%s (%s)\n' "${!name}" "$name"
+    done
+}
+
+# explain_failure LOG: the cause of a failed `docker compose up`, named, with the way out.
+explain_failure() {
+    local log="$1" missing
+    if grep -qiE 'no space left on device' "$log"; then
+        die "the disk is full (no space left on device): free some space (docker system prune removes unused images) and run ./up.sh again"
+    fi
+    if grep -qiE 'address already in use|port is already allocated' "$log"; then
+        die "a port the stack publishes is taken by another program (see above): stop it, or set its *_PORT variable in .env to a free port"
+    fi
+    missing="$(missing_images | paste -sd, - | sed 's/,/, /g')"
+    if [ -n "$missing" ] && grep -qiE 'pull|registry|resolve|manifest|TLS handshake|lookup' "$log"; then
+        die "images could not be pulled: $missing (the image registry is out of reach from here). Two ways out: point INFLUXDB_IMAGE, KAPACITOR_IMAGE, PYTHON_IMAGE, GRAFANA_IMAGE or CHRONOGRAF_IMAGE at a mirror or a local build (see .env.example), or run ./up.sh --local"
+    fi
+    if docker compose logs --no-log-prefix users 2>/dev/null \
+            | grep -qE 'authorization failed|unable to parse authentication credentials|refused tickml.s request'; then
+        die "InfluxDB refused the admin login in .env (INFLUXDB_ADMIN_USER/_PASSWORD): its data was set up with another .env's passwords. Put that .env back, or start afresh with ./down.sh --wipe (which deletes the stack's data)"
+    fi
+    die "a service did not become healthy: $(unhealthy_services); read: docker compose logs SERVICE"
+}
+
+# unhealthy_services: the services that exited with an error or are not healthy.
+unhealthy_services() {
+    local found
+    found="$(docker compose ps --all --format '{{.Service}} {{.State}} {{.Health}} {{.ExitCode}}' 2>/dev/null \
+        | awk '($2 == "exited" && $4 != 0) || $3 == "unhealthy" || $2 == "restarting" { print $1 }' \
+        | paste -sd, - | sed 's/,/, /g')"
+    printf '%s\n' "${found:-none reported}"
+}
+
 up_docker() {
     check_docker_versions
     # Containers run as you, so data/, models/ and notebooks/ stay yours.
     export HOST_UID="${HOST_UID:-$(id -u)}" HOST_GID="${HOST_GID:-$(id -g)}"
-    local profiles=()
+    local profiles=() ports=(INFLUXDB_PORT KAPACITOR_PORT API_PORT JUPYTER_PORT) log status
     if [ "$dashboards" = 1 ]; then
         profiles=(--profile dashboards)
+        ports+=(GRAFANA_PORT CHRONOGRAF_PORT)
         write_htpasswd
     fi
+    check_ports_free "${ports[@]}"
+    check_disk_space
     step "starting the stack with Docker Compose (images build on the first run)"
-    docker compose "${profiles[@]}" up --detach --build --wait --remove-orphans \
-        || die "a service did not become healthy; read: docker compose logs"
+    log="$(mktemp)"
+    trap 'rm -f "$log"' EXIT
+    status=0
+    docker compose "${profiles[@]}" up --detach --build --wait --remove-orphans 2>&1 \
+        | tee "$log" || status=$?
+    if [ "$status" -ne 0 ]; then
+        explain_failure "$log"
+    fi
     print_urls
 }
 

@@ -20,6 +20,7 @@ from .engine import (
     EngineUnavailable,
     build_standins,
     compose_version,
+    dangling_tickml_app_images,
     ensure_engine,
     remove_dangling_tickml_images,
 )
@@ -78,10 +79,12 @@ def stack(standin_images: dict[str, str], tmp_path_factory: pytest.TempPathFacto
     prepare_dataset(Settings(root=directory), rows=DATASET_ROWS, seed=5)
     uid, gid = host_user(directory)
     compose_stack = ComposeStack(directory, stack_environment(standin_images, uid, gid,
-                                                              generator_rate=20))
+                                                              generator_rate=20),
+                                 dangling_before=dangling_tickml_app_images())
     try:
         up = compose_stack.script("up.sh", "--without-dashboards", timeout=1800)
         assert up.returncode == 0, up.stdout[-3000:] + up.stderr[-3000:]
+        compose_stack.up_output = up.stdout + up.stderr
         yield compose_stack
     finally:
         compose_stack.remove()

@@ -74,6 +74,13 @@ class Engine:
             self.started.wait(timeout=10)
 
 
+def dangling_tickml_app_images() -> set[str]:
+    """Ids of untagged builds of the tickml image itself (not the stand-ins)."""
+    out = docker("images", "--quiet", "--no-trunc", "--filter", "dangling=true", "--filter",
+                 "label=org.opencontainers.image.title=tickml").stdout
+    return set(out.split())
+
+
 def remove_dangling_tickml_images() -> None:
     """Remove tickml's images that a newer build untagged; nobody else's, nothing tagged.
 

@@ -6,7 +6,7 @@ import json
 import os
 import shutil
 import subprocess
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from tickml.influx import InfluxClient
@@ -52,6 +52,9 @@ class ComposeStack:
 
     directory: Path
     env: dict[str, str]
+    # Untagged tickml images there were before ./up.sh (earlier runs may leave some).
+    dangling_before: set[str] = field(default_factory=set)
+    up_output: str = ""  # what the first ./up.sh printed
 
     def script(self, name: str, *args: str, timeout: float = 600,
                env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
