@@ -235,7 +235,7 @@ up_docker() {
     check_docker_versions
     # Containers run as you, so data/, models/ and notebooks/ stay yours.
     export HOST_UID="${HOST_UID:-$(id -u)}" HOST_GID="${HOST_GID:-$(id -g)}"
-    local profiles=() ports=(INFLUXDB_PORT KAPACITOR_PORT API_PORT JUPYTER_PORT) log status
+    local profiles=() ports=(INFLUXDB_PORT KAPACITOR_PORT API_PORT JUPYTER_PORT) status
     if [ "$dashboards" = 1 ]; then
         profiles=(--profile dashboards)
         ports+=(GRAFANA_PORT CHRONOGRAF_PORT)
@@ -244,13 +244,13 @@ up_docker() {
     check_ports_free "${ports[@]}"
     check_disk_space
     step "starting the stack with Docker Compose (images build on the first run)"
-    log="$(mktemp)"
-    trap 'rm -f "$log"' EXIT
+    COMPOSE_LOG="$(mktemp)"  # global: the EXIT trap runs after this function returned
+    trap 'rm -f "$COMPOSE_LOG"' EXIT
     status=0
     docker compose "${profiles[@]}" up --detach --build --wait --remove-orphans 2>&1 \
-        | tee "$log" || status=$?
+        | tee "$COMPOSE_LOG" || status=$?
     if [ "$status" -ne 0 ]; then
-        explain_failure "$log"
+        explain_failure "$COMPOSE_LOG"
     fi
     print_urls
 }
