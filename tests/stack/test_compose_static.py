@@ -129,6 +129,14 @@ def test_every_upstream_image_is_a_variable_whose_default_env_example_repeats() 
     assert f"ARG PYTHON_IMAGE={defaults['PYTHON_IMAGE']}\nFROM ${{PYTHON_IMAGE}}" in dockerfile
 
 
+def test_grafana_comes_from_the_repository_grafana_still_publishes() -> None:
+    """Grafana publishes no grafana/grafana-oss image from 12.4.0 on; grafana/grafana
+    carries the same OSS image."""
+    image = SERVICES["grafana"]["image"]
+    assert DEFAULTED.sub(r"\1", image).startswith("grafana/grafana:"), image
+    assert "grafana-oss" not in (ROOT / ".env.example").read_text()
+
+
 def test_the_dashboards_are_a_profile_up_sh_can_leave_out() -> None:
     with_profile = {name for name, s in SERVICES.items() if s.get("profiles")}
     assert with_profile == {"grafana", "chronograf"}
