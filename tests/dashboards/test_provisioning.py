@@ -124,6 +124,32 @@ def test_grafana_ini_sets_home_dashboard_and_no_anonymous_access_without_a_grafa
     assert ini.get("dashboards", "min_refresh_interval") == "1s"
 
 
+def test_grafana_ini_keeps_the_bundled_influxdb_plugin_and_fetches_no_plugin() -> None:
+    """Grafana 13.2+ replaces bundled datasource plugins (InfluxDB's among them) with the
+    catalog's newest at each start unless told not to; the stack must start offline."""
+    ini = configparser.ConfigParser()
+    ini.read_string(repo_path("/etc/grafana/grafana.ini").read_text())
+    assert ini.getboolean("plugins", "preinstall_disabled") is True
+    assert ini.getboolean("plugins", "preinstall_auto_update") is False
+    assert ini.getboolean("analytics", "check_for_plugin_updates") is False
+
+
+def test_uids_have_the_format_grafana_12_enforces() -> None:
+    """Since Grafana 12 a datasource uid is letters, digits, `-` and `_`, at most 40."""
+    uid = re.compile(r"[A-Za-z0-9_-]{1,40}")
+    assert uid.fullmatch(DATASOURCE_UID)
+    for name, dashboard in DASHBOARDS.items():
+        assert uid.fullmatch(dashboard["uid"]), name
+
+
+@pytest.mark.parametrize("name", sorted(DASHBOARDS))
+def test_dashboard_is_a_classic_dashboard_grafana_file_provisioning_accepts(name: str) -> None:
+    """Grafana 13's file provisioning refuses the v2 (resource) format; it loads classic."""
+    dashboard = DASHBOARDS[name]
+    assert not {"apiVersion", "kind", "spec", "metadata"} & set(dashboard)
+    assert isinstance(dashboard["panels"], list)
+
+
 @pytest.mark.parametrize("name", sorted(DASHBOARDS))
 def test_dashboard_is_valid_against_grafanas_dashboard_model_without_a_grafana_server(
         name: str) -> None:

@@ -129,6 +129,23 @@ def test_every_upstream_image_is_a_variable_whose_default_env_example_repeats() 
     assert f"ARG PYTHON_IMAGE={defaults['PYTHON_IMAGE']}\nFROM ${{PYTHON_IMAGE}}" in dockerfile
 
 
+def test_readme_table_lists_every_upstream_pin_as_compose_sets_it() -> None:
+    defaults = dict(re.findall(r"\$\{([A-Z]+_IMAGE):-([^}]+)\}",
+                               (ROOT / "docker-compose.yml").read_text()))
+    readme = (ROOT / "README.md").read_text()
+    rows = dict(re.findall(r"^\| `([A-Z]+_IMAGE)` \| `([^`]+)` \|", readme, re.MULTILINE))
+    assert rows == defaults
+    assert "last checked on " in readme
+
+
+def test_grafana_comes_from_the_repository_grafana_still_publishes() -> None:
+    """Grafana no longer updates grafana/grafana-oss (deprecated with 12.4.0);
+    grafana/grafana carries the same OSS image."""
+    image = SERVICES["grafana"]["image"]
+    assert DEFAULTED.sub(r"\1", image).startswith("grafana/grafana:"), image
+    assert "grafana-oss" not in (ROOT / ".env.example").read_text()
+
+
 def test_the_dashboards_are_a_profile_up_sh_can_leave_out() -> None:
     with_profile = {name for name, s in SERVICES.items() if s.get("profiles")}
     assert with_profile == {"grafana", "chronograf"}

@@ -2,8 +2,8 @@
 and disabling the scoring task while transactions flow never takes kapacitord down.
 
 The native stack runs here as `./up.sh --local` starts it, watchdog included. Edits and
-disables go through Kapacitor's HTTP API in the very requests Chronograf 1.10 makes
-(its `kapacitor/client.go`: `Update` and `updateStatus`).
+disables go through Kapacitor's HTTP API in the very requests Chronograf 1.11 makes
+(its `kapacitor/client.go`: `Update` and `updateStatus`, unchanged since 1.10).
 """
 
 from __future__ import annotations
