@@ -161,7 +161,8 @@ write_htpasswd() {
 
 # published_ports: the host ports this project's running containers publish.
 published_ports() {
-    docker compose ps --format '{{.Ports}}' 2>/dev/null | grep -oE ':[0-9]+->' | tr -d ':->' || true
+    docker compose ps --format '{{.Ports}}' 2>/dev/null | grep -oE ':[0-9]+->' | tr -dc '0-9\n' \
+        || true
 }
 
 # port_listens HOST PORT: true when something accepts connections there.
@@ -252,6 +253,8 @@ up_docker() {
     if [ "$status" -ne 0 ]; then
         explain_failure "$COMPOSE_LOG"
     fi
+    # A rebuild leaves the previous tickml image untagged (1.5 GB): remove it unless in use.
+    docker image prune --force --filter "label=org.opencontainers.image.title=tickml" >/dev/null
     print_urls
 }
 
