@@ -44,10 +44,12 @@ stop_docker() {
                 INFLUXDB_TICKML_USER INFLUXDB_TICKML_PASSWORD INFLUXDB_GENERATOR_USER \
                 INFLUXDB_GENERATOR_PASSWORD INFLUXDB_READER_USER INFLUXDB_READER_PASSWORD \
                 KAPACITOR_ADMIN_USER KAPACITOR_ADMIN_PASSWORD KAPACITOR_TICKML_USER \
-                KAPACITOR_TICKML_PASSWORD; do
+                KAPACITOR_TICKML_PASSWORD KAPACITOR_WRITER_USER KAPACITOR_WRITER_PASSWORD; do
         [ -n "${!name:-}" ] || export "$name=unused"
     done
-    docker compose --profile dashboards "${args[@]}"
+    # Every profile, so the dashboards and any extra Kapacitor shard go too.
+    docker compose --profile dashboards --profile shard-2 --profile shard-3 \
+        --profile shard-4 "${args[@]}"
 }
 
 stop_native

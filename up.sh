@@ -14,10 +14,13 @@ IMAGE_VARIABLES=(INFLUXDB_IMAGE KAPACITOR_IMAGE PYTHON_IMAGE GRAFANA_IMAGE CHRON
 
 usage() {
     cat <<'TXT'
-Usage: ./up.sh [--local] [--with-jupyter] [--without-dashboards] [--help]
+Usage: ./up.sh [--local] [--shards N] [--with-jupyter] [--without-dashboards] [--help]
 
   --local               run natively (influxd, kapacitord, tickml services) even if
                         Docker works
+  --shards N            spread the stream over N Kapacitor + agent pairs through one
+                        InfluxDB subscription in ANY mode (default: SHARDS in .env, 1;
+                        up to 4 with Docker); a changed count takes effect on this start
   --with-jupyter        native only: also start JupyterLab on port 10000 (Docker always does)
   --without-dashboards  Docker only: start everything but Grafana and Chronograf
 
@@ -33,14 +36,18 @@ die() { printf 'up.sh: error: %s\n' "$*" >&2; exit 1; }
 local_mode=0
 jupyter_flag=""
 dashboards=1
-for arg in "$@"; do
-    case "$arg" in
+shards_flag=""
+while [ $# -gt 0 ]; do
+    case "$1" in
         --local) local_mode=1 ;;
         --with-jupyter) jupyter_flag="--with-jupyter" ;;
         --without-dashboards) dashboards=0 ;;
+        --shards) [ $# -ge 2 ] || die "--shards needs a number"; shards_flag="$2"; shift ;;
+        --shards=*) shards_flag="${1#--shards=}" ;;
         -h|--help) usage; exit 0 ;;
-        *) usage >&2; die "unknown option: $arg" ;;
+        *) usage >&2; die "unknown option: $1" ;;
     esac
+    shift
 done
 
 # new_secret: 24 random characters from the kernel, with no python3 needed.
@@ -55,6 +62,7 @@ new_secret() {
 SECRETS=(GRAFANA_ADMIN_PASSWORD JUPYTER_TOKEN
          INFLUXDB_ADMIN_PASSWORD INFLUXDB_TICKML_PASSWORD INFLUXDB_GENERATOR_PASSWORD
          INFLUXDB_READER_PASSWORD KAPACITOR_ADMIN_PASSWORD KAPACITOR_TICKML_PASSWORD
+         KAPACITOR_WRITER_PASSWORD
          CHRONOGRAF_PASSWORD)
 
 # with_secrets: .env.example's lines on stdin, each change-me secret freshly generated.
@@ -232,8 +240,40 @@ unhealthy_services() {
     printf '%s\n' "${found:-none reported}"
 }
 
+# MAX_DOCKER_SHARDS: the shards docker-compose.yml defines (kapacitor, kapacitor-2, ...).
+MAX_DOCKER_SHARDS=4
+
+# choose_shards: SHARDS from --shards, else .env; a whole number from 1 on.
+choose_shards() {
+    SHARDS="${shards_flag:-${SHARDS:-1}}"
+    [[ "$SHARDS" =~ ^[1-9][0-9]*$ ]] || die "SHARDS (or --shards) must be a whole number from 1, not '$SHARDS'"
+    export SHARDS
+}
+
+# shard_environment: what Compose needs to run SHARDS shards.
+shard_environment() {
+    local n urls="http://kapacitor:9092"
+    for n in $(seq 2 "$SHARDS"); do urls+=",http://kapacitor-$n:9092"; done
+    export KAPACITOR_SHARD_URLS="$urls"
+    if [ "$SHARDS" -gt 1 ]; then export KAPACITOR_SHARDED=true; else export KAPACITOR_SHARDED=false; fi
+}
+
+# remove_extra_shards: the shards above SHARDS, left from a start with more.
+remove_extra_shards() {
+    local n
+    for n in $(seq $((SHARDS + 1)) "$MAX_DOCKER_SHARDS"); do
+        if [ -n "$(docker compose --profile "shard-$n" ps --all --quiet "kapacitor-$n" "udf-$n" 2>/dev/null)" ]; then
+            step "removing Kapacitor shard $n (SHARDS is $SHARDS)"
+            docker compose --profile "shard-$n" rm --stop --force "kapacitor-$n" "udf-$n" >/dev/null
+        fi
+    done
+}
+
 up_docker() {
     check_docker_versions
+    [ "$SHARDS" -le "$MAX_DOCKER_SHARDS" ] \
+        || die "SHARDS is $SHARDS; docker-compose.yml defines $MAX_DOCKER_SHARDS shards (copy the kapacitor-4 and udf-4 services for more), or run ./up.sh --local"
+    shard_environment
     # Containers run as you, so data/, models/ and notebooks/ stay yours.
     export HOST_UID="${HOST_UID:-$(id -u)}" HOST_GID="${HOST_GID:-$(id -g)}"
     local profiles=() ports=(INFLUXDB_PORT KAPACITOR_PORT API_PORT JUPYTER_PORT) status
@@ -242,8 +282,11 @@ up_docker() {
         ports+=(GRAFANA_PORT CHRONOGRAF_PORT)
         write_htpasswd
     fi
+    local n
+    for n in $(seq 2 "$SHARDS"); do profiles+=(--profile "shard-$n"); done
     check_ports_free "${ports[@]}"
     check_disk_space
+    remove_extra_shards
     step "starting the stack with Docker Compose (images build on the first run)"
     COMPOSE_LOG="$(mktemp)"  # global: the EXIT trap runs after this function returned
     trap 'rm -f "$COMPOSE_LOG"' EXIT
@@ -276,6 +319,7 @@ up_local() {
     step "starting the native stack (logs in run/logs/)"
     # shellcheck disable=SC2086
     .venv/bin/tickml up --rate "${GENERATOR_RATE}" --fraud-share "${GENERATOR_FRAUD_SHARE}" \
+        --shards "$SHARDS" \
         ${TICKML_DEMO_ROWS:+--rows "$TICKML_DEMO_ROWS"} $jupyter_flag \
         || die "the native stack did not come up; read the log named above"
     echo "Grafana and Chronograf run only with Docker; the native stack has none."
@@ -300,6 +344,7 @@ TXT
 create_env
 load_env
 check_secrets
+choose_shards
 if [ "$local_mode" = 0 ] && docker_engine_answers; then
     up_docker
 else

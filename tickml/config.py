@@ -23,7 +23,10 @@ ENV_PREFIX = "TICKML_"
 DOTENV_NAMES = {"influx_user": "INFLUXDB_TICKML_USER",
                 "influx_password": "INFLUXDB_TICKML_PASSWORD",
                 "kapacitor_user": "KAPACITOR_TICKML_USER",
-                "kapacitor_password": "KAPACITOR_TICKML_PASSWORD"}
+                "kapacitor_password": "KAPACITOR_TICKML_PASSWORD",
+                "kapacitor_writer_user": "KAPACITOR_WRITER_USER",
+                "kapacitor_writer_password": "KAPACITOR_WRITER_PASSWORD",
+                "shards": "SHARDS"}
 #: URL settings `.env` gives by a port: setting -> (port variable, URL pattern).
 DOTENV_PORTS = {"influx_url": ("INFLUXDB_PORT", "http://127.0.0.1:{}"),
                 "kapacitor_url": ("KAPACITOR_PORT", "http://127.0.0.1:{}"),
@@ -60,6 +63,13 @@ class Settings:
     kapacitor_url: str = "http://127.0.0.1:9092"
     kapacitor_user: str = ""
     kapacitor_password: str = ""
+    # Kapacitor + agent pairs the stream is spread over (InfluxDB's ANY subscription); the
+    # shards' task API URLs, comma-separated, when they are not kapacitor_url's port + i;
+    # the login that may only write points, which InfluxDB's subscription sends them.
+    shards: int = 1
+    kapacitor_shard_urls: str = ""
+    kapacitor_writer_user: str = ""
+    kapacitor_writer_password: str = ""
     kapacitor_scripts: Path | None = None  # folder of the TICKscripts
     alert_log: str = ""  # where fraud_alerts logs; empty keeps the TICKscript's default
     watchdog_interval: float = 2.0
@@ -108,6 +118,21 @@ class Settings:
             object.__setattr__(self, "udf_socket", self.run_dir / "fraud.sock")
 
     @property
+    def sharded(self) -> bool:
+        """True when the stream runs on several Kapacitor shards."""
+        return len(self.kapacitor_urls) > 1
+
+    @property
+    def kapacitor_urls(self) -> list[str]:
+        """The task API URL of every Kapacitor shard, the first being `kapacitor_url`."""
+        if self.kapacitor_shard_urls:
+            return [url.strip() for url in self.kapacitor_shard_urls.split(",") if url.strip()]
+        scheme, rest = self.kapacitor_url.rstrip("/").split("://", 1)
+        host, port = rest.rsplit(":", 1)
+        return [self.kapacitor_url] + [f"{scheme}://{host}:{int(port) + i}"
+                                       for i in range(1, self.shards)]
+
+    @property
     def processed_dir(self) -> Path:
         return self.data_dir / "processed"
 
@@ -145,7 +170,7 @@ def _compose_values(variables: Mapping[str, str], already: set[str]) -> dict[str
     values = {}
     for name, variable in DOTENV_NAMES.items():
         if name not in already and variables.get(variable):
-            values[name] = variables[variable]
+            values[name] = int(variables[variable]) if name == "shards" else variables[variable]
     for name, (variable, pattern) in DOTENV_PORTS.items():
         port = variables.get(variable, "")
         if name not in already and port.isdigit():

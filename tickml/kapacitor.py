@@ -43,6 +43,9 @@ TASKS: dict[str, str] = {"fraud_scoring": "fraud_scoring.tick",
 SCORING_TASK = "fraud_scoring"
 #: The tasks whose alerts go to the alert log (TICKML_ALERT_LOG, their `alert_log` var).
 ALERTING_TASKS = ("fraud_alerts", "live_share")
+#: The tasks every Kapacitor shard runs on the points it receives. The others read
+#: InfluxDB as a whole and run on the first shard only (one alert, not one per shard).
+SHARD_TASKS = ("fraud_scoring", "fraud_alerts", "kapacitor_stats")
 #: The task var that records the definition tickml last made (see `TaskDefinition`).
 DEFINITION_VAR = "tickml_definition"
 _DEFINITION_NOTE = ("tickml's record of the definition it made; `tickml tasks status` "
@@ -206,10 +209,21 @@ def _dbrps(dbrps: Iterable[tuple[str, str]]) -> list[dict[str, str]]:
     return [{"db": db, "rp": rp} for db, rp in dbrps]
 
 
-def kapacitor_for(settings: Settings) -> KapacitorClient:
-    """A client for the settings' Kapacitor, logged in with the settings' credentials."""
-    return KapacitorClient(settings.kapacitor_url, username=settings.kapacitor_user,
+def kapacitor_for(settings: Settings, url: str | None = None) -> KapacitorClient:
+    """A client for the settings' Kapacitor (or the shard at `url`), logged in with the
+    settings' credentials."""
+    return KapacitorClient(url or settings.kapacitor_url, username=settings.kapacitor_user,
                            password=settings.kapacitor_password)
+
+
+def shard_clients(settings: Settings) -> list[KapacitorClient]:
+    """A client for every Kapacitor shard, the first being `kapacitor_url`'s."""
+    return [kapacitor_for(settings, url) for url in settings.kapacitor_urls]
+
+
+def shard_task_ids(shard: int) -> list[str]:
+    """The tasks tickml defines on shard `shard` (0 is the first)."""
+    return list(TASKS) if shard == 0 else list(SHARD_TASKS)
 
 
 
@@ -351,6 +365,30 @@ def define_tickml_tasks(
     return define_tasks(client, chosen, reset=reset)
 
 
+def define_on_every_shard(
+    clients: list[KapacitorClient],
+    settings: Settings,
+    *overrides: Mapping[str, Mapping[str, VarValue]],
+    reset: bool = False,
+    task_ids: Iterable[str] | None = None,
+) -> dict[str, str]:
+    """`define_tickml_tasks` on each shard (its own tasks, `shard_task_ids`).
+
+    Returns what was done to each task: keyed by task id with one shard, by
+    "task id (shard N)" with several.
+    """
+    chosen = None if task_ids is None else set(task_ids)
+    actions = {}
+    for shard, client in enumerate(clients):
+        ids = [t for t in shard_task_ids(shard) if chosen is None or t in chosen]
+        if not ids:
+            continue
+        done = define_tickml_tasks(client, settings, *overrides, reset=reset, task_ids=ids)
+        for task_id, action in done.items():
+            actions[task_id if len(clients) == 1 else f"{task_id} (shard {shard + 1})"] = action
+    return actions
+
+
 def read_scripts(scripts_dir: Path) -> dict[str, str]:
     """The TICKscript text of each tickml task."""
     return {task_id: (scripts_dir / file).read_text() for task_id, file in TASKS.items()}
@@ -466,21 +504,23 @@ def restart_stopped_tasks(client: KapacitorClient, task_ids: list[str]) -> list[
 
 
 def watch_tasks(
-    client: KapacitorClient,
-    task_ids: list[str],
+    shards: list[tuple[KapacitorClient, list[str]]],
     interval: float = 2.0,
     should_stop: Callable[[], bool] = lambda: False,
     on_restart: Callable[[list[str]], None] | None = None,
     on_check: Callable[[], None] | None = None,
 ) -> None:
-    """Check the tasks every `interval` seconds and restart stopped ones, until told to stop.
+    """Check each shard's tasks every `interval` seconds and restart stopped ones, until told
+    to stop.
 
     `on_check` runs after every check, whatever its outcome. No error ends the loop:
     a check, restart or callback that raises is logged in one line and tried again at
     the next round.
     """
     while not should_stop():
-        restarted = _survive("checking the tasks", restart_stopped_tasks, client, task_ids) or []
+        restarted = [task_id for client, task_ids in shards
+                     for task_id in _survive("checking the tasks", restart_stopped_tasks,
+                                             client, task_ids) or []]
         if restarted and on_restart is not None:
             _survive("handling the restart", on_restart, restarted)
         if on_check is not None:

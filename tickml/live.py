@@ -16,9 +16,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from tickml import schema
+from tickml.config import Settings
 from tickml.influx import InfluxClient
 from tickml.kapacitor import SCORING_TASK, KapacitorClient, error_line
-from tickml.subscriptions import Answer, mend_refused
+from tickml.subscriptions import Answer, Mending, keep_stream_subscription, mend_refused
 
 log = logging.getLogger(__name__)
 #: Seconds of transactions written with none reaching the scoring task that make a stall.
@@ -75,12 +76,16 @@ def transactions_written(influx: InfluxClient, start_ns: int, end_ns: int) -> in
 
 
 def subscription_doctor(admin: InfluxClient, kapacitor: KapacitorClient,
-                        database: str) -> Callable[[], str]:
-    """A check of `database`'s subscriptions that mends a refused one; returns what it found."""
+                        settings: Settings) -> Callable[[], str]:
+    """A check of the stream's subscription that mends what it can; returns what it found."""
+    database = settings.influx_db
+
     def diagnose() -> str:
+        if settings.sharded:
+            return sharded_diagnosis(keep_stream_subscription(admin, settings, kapacitor, 0))
         mending = mend_refused(admin, kapacitor, database)
         if mending.dropped:
-            names = ", ".join(s.name for s in mending.dropped)
+            names = ", ".join(d.subscription.name for d in mending.dropped)
             outcome = "Kapacitor made a new one" if mending.subscribed else \
                 "Kapacitor has not made a new one yet"
             return (f"InfluxDB's subscription {names} was refused by Kapacitor (its token "
@@ -97,6 +102,24 @@ def subscription_doctor(admin: InfluxClient, kapacitor: KapacitorClient,
                 "in nothing: check that the task reads the database and measurement "
                 "transactions are written to (`tickml tasks status`)")
     return diagnose
+
+
+def sharded_diagnosis(mending: Mending) -> str:
+    """What keeping the sharded subscription found: made anew, refused, or sound."""
+    said = [dropped.describe() for dropped in mending.dropped]
+    refused = [c for c in mending.checks if c.answer is Answer.REFUSED]
+    unreachable = [c for c in mending.checks if c.answer is Answer.UNREACHABLE]
+    if refused:
+        said.append(f"{', '.join(c.destination for c in refused)} refuses the writer login "
+                    f"({refused[0].detail}): tickml's kapacitord lets a write_points login "
+                    "write (scripts/patches/kapacitor/write-points-databases.patch); upstream "
+                    "Kapacitor 1.8 does not")
+    if unreachable:
+        said.append(f"{', '.join(c.destination for c in unreachable)} does not answer: "
+                    "that shard is down, and its share of the stream goes to the sweep")
+    return "; ".join(said) or ("InfluxDB's sharded subscription reaches every shard, yet "
+                               "this one takes in nothing: check its tasks "
+                               "(`tickml tasks status`)")
 
 
 def subscription_guess() -> str:
@@ -128,6 +151,7 @@ class StreamWatch:
         diagnose: Callable[[], str] = subscription_guess,
         *,
         task_id: str = SCORING_TASK,
+        label: str = "",
         stall_after: float = STALL_AFTER_SECONDS,
         mend_every: float = MEND_EVERY_SECONDS,
         clock: Callable[[], float] = time.monotonic,
@@ -137,6 +161,7 @@ class StreamWatch:
         self.influx = influx
         self.diagnose = diagnose
         self.task_id = task_id
+        self.label = label  # which shard, in the log lines, when there are several
         self.stall_after = stall_after
         self.mend_every = mend_every
         self.clock = clock
@@ -174,8 +199,8 @@ class StreamWatch:
         seconds = now - self.window.started
         cause = self._diagnosis()
         log.warning("live scoring stalled: %d transactions written in the last %.0f s, and "
-                    "task %s took in none; the gap sweep scores them late meanwhile. %s",
-                    written, seconds, self.task_id, cause)
+                    "task %s%s took in none; the gap sweep scores them late meanwhile. %s",
+                    written, seconds, self.task_id, self._where(), cause)
         self.stalled_at = self.mended_at = now
 
     def _mend_again(self, now: float) -> None:
@@ -185,10 +210,13 @@ class StreamWatch:
 
     def _resumed(self, now: float) -> None:
         if self.stalled:
-            log.warning("live scoring resumed: task %s takes in transactions again "
-                        "(%.0f s after the stall was noticed)", self.task_id,
+            log.warning("live scoring resumed: task %s%s takes in transactions again "
+                        "(%.0f s after the stall was noticed)", self.task_id, self._where(),
                         now - self.stalled_at)
         self.stalled_at = None
+
+    def _where(self) -> str:
+        return f" on {self.label}" if self.label else ""
 
     def _diagnosis(self) -> str:
         try:

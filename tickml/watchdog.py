@@ -13,33 +13,42 @@ from collections.abc import Callable
 
 from tickml.config import Settings
 from tickml.influx import InfluxClient, influx_for
-from tickml.kapacitor import SCORING_TASK, TASKS, kapacitor_for, watch_tasks
+from tickml.kapacitor import (
+    SCORING_TASK,
+    TASKS,
+    KapacitorClient,
+    shard_clients,
+    shard_task_ids,
+    watch_tasks,
+)
 from tickml.live import StreamWatch, subscription_doctor, subscription_guess
 from tickml.rescore import GapSweeper, rescore_range
 
 log = logging.getLogger(__name__)
 
 
-def stream_watch(settings: Settings) -> StreamWatch:
-    """The live check, mending the subscription when the settings hold InfluxDB's admin."""
-    kapacitor = kapacitor_for(settings)
+def stream_watches(settings: Settings, clients: list[KapacitorClient]) -> list[StreamWatch]:
+    """The live check of every shard, mending the subscription when the settings hold
+    InfluxDB's admin."""
     diagnose: Callable[[], str] = subscription_guess
     if settings.influx_admin_user:
         admin = InfluxClient(settings.influx_url, settings.influx_db,
                              username=settings.influx_admin_user,
                              password=settings.influx_admin_password)
-        diagnose = subscription_doctor(admin, kapacitor, settings.influx_db)
-    return StreamWatch(kapacitor, influx_for(settings), diagnose)
+        diagnose = subscription_doctor(admin, clients[0], settings)
+    return [StreamWatch(client, influx_for(settings), diagnose,
+                        label=f"shard {shard + 1}" if len(clients) > 1 else "")
+            for shard, client in enumerate(clients)]
 
 
 def run_watchdog(settings: Settings, interval: float, sweep: bool,
                  should_stop: Callable[[], bool]) -> None:
     """Watch until `should_stop`; `sweep` adds the gap sweep (and an early one after a restart)."""
-    client = kapacitor_for(settings)
+    clients = shard_clients(settings)
     sweeper = GapSweeper(lambda start, end: rescore_range(settings, start, end),
                          interval=settings.watchdog_sweep_interval,
                          grace=settings.watchdog_sweep_grace)
-    live = stream_watch(settings)
+    watches = stream_watches(settings, clients)
 
     def after_restart(task_ids: list[str]) -> None:
         if SCORING_TASK in task_ids:
@@ -48,10 +57,12 @@ def run_watchdog(settings: Settings, interval: float, sweep: bool,
     def after_check() -> None:
         if sweep:
             sweeper.maybe_sweep()
-        live.check()
+        for watch in watches:
+            watch.check()
 
-    log.info("watching %s every %.1fs%s", ", ".join(TASKS), interval,
-             "" if settings.influx_admin_user else
+    log.info("watching %s on %d shard(s) every %.1fs%s", ", ".join(TASKS), len(clients),
+             interval, "" if settings.influx_admin_user else
              " (without InfluxDB's admin login: a refused subscription is reported, not mended)")
-    watch_tasks(client, list(TASKS), interval, should_stop=should_stop,
+    watch_tasks([(client, shard_task_ids(shard)) for shard, client in enumerate(clients)],
+                interval, should_stop=should_stop,
                 on_restart=after_restart if sweep else None, on_check=after_check)

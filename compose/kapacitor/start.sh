@@ -3,8 +3,9 @@
 # be created through its API, which (with [http] auth-enabled) needs a user. So a
 # kapacitord with HTTP authentication off first runs on 127.0.0.1 inside this
 # container, where no other container reaches it, creates or updates the users from
-# KAPACITOR_ADMIN_USER/_PASSWORD (admin) and KAPACITOR_TICKML_USER/_PASSWORD (the
-# task API), and stops; then the real one starts with authentication on.
+# KAPACITOR_ADMIN_USER/_PASSWORD (admin), KAPACITOR_TICKML_USER/_PASSWORD (the task
+# API) and KAPACITOR_WRITER_USER/_PASSWORD (writing points only: InfluxDB's sharded
+# subscription), and stops; then the real one starts with authentication on.
 #
 # The first one keeps its InfluxDB configured, with subscriptions left alone: a
 # kapacitord started without it revokes the token InfluxDB's subscription sends,
@@ -51,6 +52,7 @@ create_users() {
     done
     put_user "$KAPACITOR_ADMIN_USER" "$KAPACITOR_ADMIN_PASSWORD" admin '[]'
     put_user "$KAPACITOR_TICKML_USER" "$KAPACITOR_TICKML_PASSWORD" normal '["api"]'
+    put_user "$KAPACITOR_WRITER_USER" "$KAPACITOR_WRITER_PASSWORD" normal '["write_points"]'
     kill -TERM "$pid"
     wait "$pid" || true
     echo "start.sh: Kapacitor users $KAPACITOR_ADMIN_USER and $KAPACITOR_TICKML_USER in place"
@@ -58,6 +60,7 @@ create_users() {
 
 check_login KAPACITOR_ADMIN
 check_login KAPACITOR_TICKML
+check_login KAPACITOR_WRITER
 DISABLED="$(disabled_handlers)"
 create_users "$@"
 exec kapacitord -disable-handlers "$DISABLED" "$@"

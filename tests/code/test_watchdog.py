@@ -27,7 +27,7 @@ def test_a_sweep_that_raises_is_logged_in_one_line_and_the_loop_goes_on(
         raise KeyError("a\nmulti-line\n  reason")
 
     with caplog.at_level(logging.WARNING, logger="tickml.kapacitor"):
-        watch_tasks(kapacitor, ["fraud_scoring"], interval=0.01, should_stop=rounds(3),
+        watch_tasks([(kapacitor, ["fraud_scoring"])], interval=0.01, should_stop=rounds(3),
                     on_check=failing_sweep)
     kapacitor.close()
     assert len(sweeps) == 3, "every round ran its sweep, whatever failed before"

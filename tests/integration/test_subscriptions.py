@@ -58,7 +58,7 @@ def test_a_refused_subscription_receives_nothing_until_tasks_define_makes_it_ane
     result = subprocess.run([TICKML, "tasks", "define"], env=env, capture_output=True,
                             text=True, timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "was refused by Kapacitor (its token was revoked)" in result.stderr, result.stderr
+    assert "Kapacitor refused its writes (a revoked token)" in result.stderr, result.stderr
     assert answers(stream) == [Answer.ACCEPTED]
     after = stream.write("made-anew", stream.test_rows.head(10))
     assert len(stream.wait_for_scored("made-anew", after)) == after
@@ -84,7 +84,8 @@ def test_the_live_check_with_the_admin_login_mends_it_and_says_so(
     from tickml.live import subscription_doctor
 
     watch = StreamWatch(stream.kapacitor, stream.influx,
-                        subscription_doctor(admin_of(stream), stream.kapacitor, "fraud"),
+                        subscription_doctor(admin_of(stream), stream.kapacitor,
+                                            stream.settings),
                         stall_after=2.0)
     with caplog.at_level(logging.INFO, logger="tickml.live"):
         def resumed() -> bool:

@@ -147,11 +147,25 @@ def test_grafana_comes_from_the_repository_grafana_still_publishes() -> None:
 
 
 def test_the_dashboards_are_a_profile_up_sh_can_leave_out() -> None:
-    with_profile = {name for name, s in SERVICES.items() if s.get("profiles")}
-    assert with_profile == {"grafana", "chronograf"}
-    assert all(SERVICES[name]["profiles"] == ["dashboards"] for name in with_profile)
+    dashboards = {name for name, s in SERVICES.items() if s.get("profiles") == ["dashboards"]}
+    assert dashboards == {"grafana", "chronograf"}
     assert "--profile dashboards" in (ROOT / "down.sh").read_text(), \
         "down.sh stops the dashboards too"
+
+
+def test_every_extra_shard_is_a_kapacitor_with_its_own_agent_state_and_socket() -> None:
+    down = (ROOT / "down.sh").read_text()
+    for n in (2, 3, 4):
+        kapacitor, udf = SERVICES[f"kapacitor-{n}"], SERVICES[f"udf-{n}"]
+        assert kapacitor["profiles"] == udf["profiles"] == [f"shard-{n}"]
+        assert f"kapacitor-data-{n}:/var/lib/kapacitor" in kapacitor["volumes"]
+        assert f"udf-socket-{n}:/var/run/tickml" in kapacitor["volumes"]
+        assert f"udf-socket-{n}:/var/run/tickml" in udf["volumes"]
+        assert kapacitor["environment"]["KAPACITOR_HOSTNAME"] == f"kapacitor-{n}"
+        assert "ports" not in kapacitor, "only the first shard is published"
+        assert SERVICES["tasks"]["depends_on"][f"kapacitor-{n}"]["required"] is False
+        assert f"--profile shard-{n}" in down
+    assert "${KAPACITOR_SHARDED:-false}" in str(SERVICES["kapacitor"]["environment"])
 
 
 #: The services that write models: the default model's training, and the notebooks.

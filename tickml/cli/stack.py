@@ -45,17 +45,26 @@ def up(
     rows: Annotated[int, typer.Option(
         min=1000, help="Rows of the synthetic stand-in if no dataset is prepared yet.")
     ] = schema.REAL_ROWS,
+    shards: Annotated[int | None, typer.Option(
+        min=1, max=16, help="Kapacitor + agent pairs to spread the stream over, through one "
+                            "InfluxDB subscription in ANY mode; shard N listens on "
+                            "Kapacitor's port + N - 1 (default: TICKML_SHARDS, 1).")] = None,
 ) -> None:
-    """Start the whole stack natively: influxd, model API, UDF agent, kapacitord,
-    task definitions, watchdog and generator, each waited on until healthy.
+    """Start the whole stack natively: influxd, model API, each shard's UDF agent and
+    kapacitord, task definitions, watchdog and generator, each waited on until healthy.
 
-    Running it again only starts what is not running. Logs: run/logs/<service>.log.
+    Running it again only starts what is not running; another shard count needs
+    `./down.sh` first. Logs: run/logs/<service>.log.
     """
+    import dataclasses
+
     from tickml.stack.binaries import MissingBinary
     from tickml.stack.native import NativeStack, StackError
     from tickml.stack.users import ProvisionError
 
     settings = get_settings()
+    if shards is not None:
+        settings = dataclasses.replace(settings, shards=shards)
     ensure_dataset_and_model(settings, rows, report=typer.echo)
     stack = NativeStack(settings, generator_rate=rate, fraud_share=fraud_share,
                         with_jupyter=with_jupyter)
@@ -64,7 +73,7 @@ def up(
     except (StackError, MissingBinary, ProvisionError) as exc:
         raise fail(str(exc)) from None
     typer.echo(f"InfluxDB   {settings.influx_url}  (database {settings.influx_db})")
-    typer.echo(f"Kapacitor  {settings.kapacitor_url}")
+    typer.echo(f"Kapacitor  {', '.join(settings.kapacitor_urls)}")
     typer.echo(f"model API  {settings.api_url}  (docs at /docs)")
     if with_jupyter:
         typer.echo(f"JupyterLab http://127.0.0.1:{stack.jupyter_port}/lab")

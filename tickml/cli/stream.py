@@ -93,19 +93,19 @@ def tasks_define(
     the first transactions written afterwards reach the stream task.
     """
     from tickml.influx import SUBSCRIPTION_WAIT_SECONDS, InfluxError, influx_for
-    from tickml.kapacitor import KapacitorError, define_tickml_tasks, kapacitor_for
-    from tickml.subscriptions import ensure_subscribed
+    from tickml.kapacitor import KapacitorError, define_on_every_shard, shard_clients
+    from tickml.subscriptions import keep_stream_subscription
 
     task_ids = _task_ids(task_names)
     settings = get_settings()
-    client = kapacitor_for(settings)
+    clients = shard_clients(settings)
     influx = influx_for(settings)
     try:
         influx.create_database()
-        actions = define_tickml_tasks(client, settings, reset=reset, task_ids=task_ids)
-        mending = ensure_subscribed(influx, client, settings.influx_db,
-                                    timeout=SUBSCRIPTION_WAIT_SECONDS)
-    except (KapacitorError, InfluxError, OSError) as exc:
+        actions = define_on_every_shard(clients, settings, reset=reset, task_ids=task_ids)
+        mending = keep_stream_subscription(influx, settings, clients[0],
+                                           timeout=SUBSCRIPTION_WAIT_SECONDS)
+    except (KapacitorError, InfluxError, OSError, ValueError) as exc:
         raise fail(str(exc)) from None
     finally:
         influx.close()
@@ -114,9 +114,12 @@ def tasks_define(
     if any(action.startswith("kept") for action in actions.values()):
         typer.echo("tasks edited since tickml defined them are kept as they are; "
                    "`tickml tasks define --reset TASK` restores the shipped one", err=True)
-    for subscription in mending.dropped:
-        typer.echo(f"InfluxDB's subscription {subscription.name} was refused by Kapacitor "
-                   "(its token was revoked): dropped it, and Kapacitor made a new one", err=True)
+    for dropped in mending.dropped:
+        typer.echo(dropped.describe(), err=True)
+    refused = [c for c in mending.checks if c.answer.value == "refused"]
+    if refused:
+        typer.echo(f"warning: {', '.join(c.destination for c in refused)} refuses the login "
+                   f"InfluxDB's subscription sends it ({refused[0].detail})", err=True)
     if not mending.subscribed:
         typer.echo(f"warning: after {SUBSCRIPTION_WAIT_SECONDS}s no subscription on database "
                    f"{settings.influx_db!r} reaches Kapacitor; transactions written before one "
@@ -145,26 +148,38 @@ def tasks_status() -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from tickml.kapacitor import KapacitorError, kapacitor_for, task_standings, tickml_definitions
+    from tickml.kapacitor import (
+        KapacitorError,
+        shard_clients,
+        shard_task_ids,
+        task_standings,
+        tickml_definitions,
+    )
 
     settings = get_settings()
-    client = kapacitor_for(settings)
+    definitions = tickml_definitions(settings)
+    clients = shard_clients(settings)
     try:
-        standings = task_standings(client, tickml_definitions(settings))
+        standings = [task_standings(client, {t: definitions[t] for t in shard_task_ids(shard)})
+                     for shard, client in enumerate(clients)]
     except (KapacitorError, OSError) as exc:
         raise fail(str(exc)) from None
     table = Table()
-    for column in ("task", "definition", "status", "executing", "error"):
+    sharded = len(clients) > 1
+    for column in ("task", *(["shard"] if sharded else []), "definition", "status",
+                   "executing", "error"):
         table.add_column(column)
     shown = set()
-    for task_id, (place, state) in standings.items():
-        shown.add(place.value)
-        if state is None:
-            table.add_row(task_id, place.value, "-", "-", "")
-            continue
-        shown.add(state.status)
-        table.add_row(task_id, place.value, state.status, "yes" if state.executing else "no",
-                      state.error)
+    for shard, shard_standings in enumerate(standings):
+        where = [str(shard + 1)] if sharded else []
+        for task_id, (place, state) in shard_standings.items():
+            shown.add(place.value)
+            if state is None:
+                table.add_row(task_id, *where, place.value, "-", "-", "")
+                continue
+            shown.add(state.status)
+            table.add_row(task_id, *where, place.value, state.status,
+                          "yes" if state.executing else "no", state.error)
     Console(width=max(100, Console().width)).print(table)
     for key, note in STANDING_NOTES.items():
         if key in shown:

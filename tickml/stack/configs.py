@@ -76,6 +76,9 @@ class KapacitorConfig(LocalServer):
     bootstrap: bool = False
     # Alert handlers no task may use, comma-separated (see `disabled_handlers`).
     disabled_handlers: str = ""
+    # One shard of several: tickml's own subscription feeds it, Kapacitor makes none.
+    sharded: bool = False
+    hostname: str = "127.0.0.1"  # names it in Kapacitor's statistics
 
     def command(self, kapacitord: Path, config_path: Path) -> list[str]:
         """kapacitord's command line for this config, written at `config_path`."""
@@ -85,7 +88,7 @@ class KapacitorConfig(LocalServer):
     def render(self) -> str:
         d = self.directory
         text = f"""\
-hostname = "127.0.0.1"
+hostname = "{self.hostname}"
 data_dir = "{d}"
 skip-config-overrides = true
 
@@ -141,7 +144,7 @@ skip-config-overrides = true
   urls = ["{self.influx_url}"]
   username = "{self.influx_user}"
   password = "{self.influx_password}"
-  disable-subscriptions = {str(self.bootstrap).lower()}
+  disable-subscriptions = {str(self.bootstrap or self.sharded).lower()}
   subscription-protocol = "http"
   # influxDBOut writes stay on this machine or network: gzip would only cost CPU.
   compression = "none"

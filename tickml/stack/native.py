@@ -36,8 +36,11 @@ from tickml.stack.programs import (
     TICKML,
     Program,
     http_ok,
+    kapacitor_config_path,
     pipeline_programs,
     port_of,
+    shard_name,
+    shard_socket,
     tickml_env,
 )
 from tickml.stack.users import StackLogins, service_settings
@@ -88,18 +91,24 @@ class NativeStack:
         return InfluxConfig(self.run_dir / "influxdb", http_port=port, rpc_port=port + 2)
 
     @property
-    def kapacitor(self) -> KapacitorConfig:
+    def kapacitors(self) -> list[KapacitorConfig]:
+        """Each Kapacitor shard's config: its folder, port and agent socket."""
         admin = self.stack_logins().influx_admin
-        return KapacitorConfig(self.run_dir / "kapacitor", influx_url=self.influx.url,
-                               udf_socket=self.settings.udf_socket,
-                               http_port=urlparse(self.settings.kapacitor_url).port or 9092,
-                               influx_user=admin.user, influx_password=admin.password,
-                               disabled_handlers=disabled_handlers(
-                                   self.settings.kapacitor_scripts))
+        handlers = disabled_handlers(self.settings.kapacitor_scripts)
+        urls = self.settings.kapacitor_urls
+        return [KapacitorConfig(self.run_dir / shard_name("kapacitor", shard),
+                                influx_url=self.influx.url,
+                                udf_socket=shard_socket(self.settings.udf_socket, shard),
+                                http_port=urlparse(url).port or 9092,
+                                influx_user=admin.user, influx_password=admin.password,
+                                disabled_handlers=handlers, sharded=len(urls) > 1,
+                                hostname="127.0.0.1" if shard == 0 else f"shard-{shard + 1}")
+                for shard, url in enumerate(urls)]
 
     def ports(self) -> dict[str, int]:
-        ports = {"influxd": self.influx.http_port, "kapacitord": self.kapacitor.http_port,
-                 "api": port_of(self.settings.api_bind)}
+        ports = {"influxd": self.influx.http_port, "api": port_of(self.settings.api_bind),
+                 **{shard_name("kapacitord", shard): config.http_port
+                    for shard, config in enumerate(self.kapacitors)}}
         if self.with_jupyter:
             ports["jupyter"] = self.jupyter_port
         return ports
@@ -110,7 +119,7 @@ class NativeStack:
         jupyter = f"127.0.0.1:{self.jupyter_port}"
         programs = [
             *pipeline_programs(self.service_settings, self.stack_logins(), self.influx,
-                               self.kapacitor, self.run_dir),
+                               self.kapacitors, self.run_dir),
             Program("watchdog", [TICKML, "watchdog"], lambda: True,
                     env=self._watchdog_environment()),
             Program("generator", [TICKML, "generate", "--rate", str(self.generator_rate),
@@ -168,10 +177,18 @@ stdout_logfile_backups = 2
                 f"{ENV_PREFIX}INFLUX_ADMIN_PASSWORD": admin.password}
 
     def _login_environment(self) -> str:
-        """supervisord's `environment`: every program logs in as tickml's services."""
+        """supervisord's `environment`: every program logs in as tickml's services, and
+        knows the Kapacitor shards."""
         env = tickml_env(self.service_settings)
-        names = ("INFLUX_USER", "INFLUX_PASSWORD", "KAPACITOR_USER", "KAPACITOR_PASSWORD")
-        return ",".join(f'{ENV_PREFIX}{name}="{env[ENV_PREFIX + name]}"' for name in names)
+        names = ("INFLUX_USER", "INFLUX_PASSWORD", "KAPACITOR_USER", "KAPACITOR_PASSWORD",
+                 "KAPACITOR_WRITER_USER", "KAPACITOR_WRITER_PASSWORD")
+        values = {ENV_PREFIX + name: env[ENV_PREFIX + name] for name in names}
+        values[f"{ENV_PREFIX}KAPACITOR_SHARD_URLS"] = ",".join(self.settings.kapacitor_urls)
+        return ",".join(f'{name}="{value}"' for name, value in values.items())
+
+    def running_shards(self) -> int:
+        """How many Kapacitor shards the running stack has (0 when it is down)."""
+        return sum(1 for name in self.status() if name.startswith("kapacitord"))
 
     # -- control ---------------------------------------------------------------------
     def call(self, method: str, *args: object) -> object:
@@ -189,7 +206,16 @@ stdout_logfile_backups = 2
             return False
 
     def up(self, report: Callable[[str], None] = print) -> None:
-        """Start everything that is not running yet; harmless when already up."""
+        """Start everything that is not running yet; harmless when already up.
+
+        Raises:
+            StackError: the stack runs with another number of shards.
+        """
+        running = self.running_shards()
+        if running and running != len(self.settings.kapacitor_urls):
+            raise StackError(f"the native stack runs {running} Kapacitor shard(s), not "
+                             f"{len(self.settings.kapacitor_urls)}: stop it (./down.sh) and "
+                             "start it again with the new count")
         if not self.supervisor_running():
             self._check_ports_free()
             self._write_configs()
@@ -216,7 +242,8 @@ stdout_logfile_backups = 2
         self.logs.mkdir(parents=True, exist_ok=True)
         self.settings.udf_socket.parent.mkdir(parents=True, exist_ok=True)
         write_config(self.run_dir / "influxdb.conf", self.influx.render())
-        write_config(self.run_dir / "kapacitor.conf", self.kapacitor.render())
+        for shard, config in enumerate(self.kapacitors):
+            write_config(kapacitor_config_path(self.run_dir, shard), config.render())
         write_config(self.run_dir / "supervisord.conf", self.supervisord_conf())
 
     def _start_supervisord(self) -> None:

@@ -20,11 +20,17 @@ import requests
 
 from tickml.config import ENV_PREFIX, Settings
 from tickml.influx import SUBSCRIPTION_WAIT_SECONDS, InfluxClient
-from tickml.kapacitor import VarValue, define_tickml_tasks, kapacitor_for
+from tickml.kapacitor import (
+    KapacitorClient,
+    VarValue,
+    define_tickml_tasks,
+    kapacitor_for,
+    shard_task_ids,
+)
 from tickml.stack.binaries import find_binary
 from tickml.stack.configs import InfluxConfig, KapacitorConfig
 from tickml.stack.users import StackLogins, provision_influx, provision_kapacitor
-from tickml.subscriptions import ensure_subscribed
+from tickml.subscriptions import Dropped, keep_stream_subscription
 
 TaskOverrides = dict[str, dict[str, VarValue]]
 
@@ -119,17 +125,30 @@ def api_program(settings: Settings, *extra_args: str, ready_path: str = "/ready"
                    url=settings.api_url)
 
 
-def udf_program(settings: Settings) -> Program:
-    """`tickml udf` on `settings.udf_socket`, ready once the socket accepts connections."""
-    socket_path = settings.udf_socket
-    return Program("udf", [TICKML, "udf", "--socket", str(socket_path),
-                           "--api-url", settings.api_url],
+def shard_name(name: str, shard: int) -> str:
+    """A shard's program or file name: `udf` for the first shard, `udf-2` for the second."""
+    return name if shard == 0 else f"{name}-{shard + 1}"
+
+
+def shard_socket(socket_path: Path, shard: int) -> Path:
+    """The agent socket of shard `shard` (0 is the first): fraud.sock, fraud-2.sock, ..."""
+    return socket_path.with_name(shard_name(socket_path.stem, shard) + socket_path.suffix)
+
+
+def udf_program(settings: Settings, shard: int = 0) -> Program:
+    """`tickml udf` on the shard's socket, ready once the socket accepts connections."""
+    socket_path = shard_socket(settings.udf_socket, shard)
+    return Program(shard_name("udf", shard), [TICKML, "udf", "--socket", str(socket_path),
+                                              "--api-url", settings.api_url],
                    lambda: socket_accepts(socket_path))
 
 
 def kapacitor_program(config: KapacitorConfig, config_path: Path, settings: Settings,
-                      logins: StackLogins, *overrides: TaskOverrides) -> Program:
-    """kapacitord with `config` and its users; once it answers /ping, tickml's tasks are defined.
+                      logins: StackLogins, *overrides: TaskOverrides, shard: int = 0,
+                      keeps_subscription: bool = True) -> Program:
+    """kapacitord with `config` and its users; once it answers /ping, the shard's tasks are
+    defined, and (`keeps_subscription`, the last shard to start) InfluxDB's subscription
+    feeding the stream is made or mended.
 
     `settings` carry the login the readiness check and the task definitions use.
     """
@@ -137,43 +156,56 @@ def kapacitor_program(config: KapacitorConfig, config_path: Path, settings: Sett
         provision_kapacitor(config, logins, config_path.parent, free_port())
 
     def define() -> str:
-        kapacitor = kapacitor_for(settings)
-        actions = define_tickml_tasks(kapacitor, settings, *overrides)
+        kapacitor = kapacitor_for(settings, config.url)
+        try:
+            actions = define_tickml_tasks(kapacitor, settings, *overrides,
+                                          task_ids=shard_task_ids(shard))
+            said = "tasks: " + ", ".join(f"{k} {v}" for k, v in actions.items())
+            if keeps_subscription:
+                said += "".join(f"; {d.describe()}" for d in keep_subscription(kapacitor))
+        finally:
+            kapacitor.close()
+        return said
+
+    def keep_subscription(kapacitor: KapacitorClient) -> tuple[Dropped, ...]:
         admin = InfluxClient(config.influx_url, settings.influx_db,
                              username=logins.influx_admin.user,
                              password=logins.influx_admin.password)
         try:
-            mending = ensure_subscribed(admin, kapacitor, settings.influx_db,
-                                        timeout=SUBSCRIPTION_WAIT_SECONDS)
+            return keep_stream_subscription(admin, settings, kapacitor,
+                                            timeout=SUBSCRIPTION_WAIT_SECONDS).dropped
         finally:
             admin.close()
-            kapacitor.close()
-        remade = "".join(f"; subscription {s.name} was refused, made anew"
-                         for s in mending.dropped)
-        return "tasks: " + ", ".join(f"{k} {v}" for k, v in actions.items()) + remade
 
-    return Program("kapacitord",
+    return Program(shard_name("kapacitord", shard),
                    config.command(find_binary("kapacitord"), config_path),
-                   kapacitor_for(settings).ping, timeout=150, on_ready=define, url=config.url,
-                   before_start=create_users)
+                   kapacitor_for(settings, config.url).ping, timeout=150, on_ready=define,
+                   url=config.url, before_start=create_users)
 
 
 def pipeline_programs(settings: Settings, logins: StackLogins, influx: InfluxConfig,
-                      kapacitor: KapacitorConfig, configs_dir: Path,
+                      kapacitors: list[KapacitorConfig], configs_dir: Path,
                       *overrides: TaskOverrides) -> list[Program]:
-    """The stream in dependency order: influxd, the API, the agent, then kapacitord.
+    """The stream in dependency order: influxd, the API, then each shard's agent and kapacitord.
 
-    The agent comes before kapacitord, which refuses to start without its socket; the
+    An agent comes before its kapacitord, which refuses to start without its socket; the
     database before kapacitord, so it subscribes at startup. `configs_dir` holds
-    `influxdb.conf` and `kapacitor.conf`; `settings` log in as tickml's services.
+    `influxdb.conf` and `kapacitor.conf` (`kapacitor-2.conf`, ... for more shards);
+    `settings` log in as tickml's services.
     """
-    return [
-        influx_program(influx, configs_dir / "influxdb.conf", settings.influx_db, logins),
-        api_program(settings),
-        udf_program(settings),
-        kapacitor_program(kapacitor, configs_dir / "kapacitor.conf", settings, logins,
-                          *overrides),
-    ]
+    programs = [influx_program(influx, configs_dir / "influxdb.conf", settings.influx_db,
+                               logins),
+                api_program(settings)]
+    for shard, kapacitor in enumerate(kapacitors):
+        programs += [udf_program(settings, shard),
+                     kapacitor_program(kapacitor, kapacitor_config_path(configs_dir, shard),
+                                       settings, logins, *overrides, shard=shard,
+                                       keeps_subscription=shard == len(kapacitors) - 1)]
+    return programs
+
+
+def kapacitor_config_path(configs_dir: Path, shard: int) -> Path:
+    return configs_dir / f"{shard_name('kapacitor', shard)}.conf"
 
 
 def tickml_env(settings: Settings) -> dict[str, str]:

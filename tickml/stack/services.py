@@ -178,7 +178,7 @@ def local_pipeline(
     write_config(directory / "influxdb.conf", influx.render())
     write_config(directory / "kapacitor.conf", kapacitor.render())
     settings.udf_socket.unlink(missing_ok=True)
-    programs = {p.name: p for p in pipeline_programs(settings, logins, influx, kapacitor,
+    programs = {p.name: p for p in pipeline_programs(settings, logins, influx, [kapacitor],
                                                       directory, overrides)}
     pipeline = LocalPipeline(settings, directory, programs, {}, logins, overrides)
     try:

@@ -9,6 +9,8 @@ least privilege it needs:
 - `INFLUXDB_READER_*`: read `fraud`, `_kapacitor` and `chronograf` (Grafana, Chronograf).
 - `KAPACITOR_ADMIN_*`: everything in Kapacitor, its users included.
 - `KAPACITOR_TICKML_*`: Kapacitor's task API, its `api` permission (tickml, Chronograf).
+- `KAPACITOR_WRITER_*`: writing points only (`write_points`): InfluxDB's sharded
+  subscription logs in to each Kapacitor shard with it.
 
 InfluxDB creates its first admin without a login while it has no user; the
 other users come from that admin. Kapacitor has no such first-user rule: its
@@ -39,6 +41,8 @@ from tickml.stack.process import Service
 READER_DATABASES = ("_kapacitor", "chronograf")
 #: Kapacitor's permission for the task endpoints.
 KAPACITOR_API = ("api",)
+#: Kapacitor's permission to write points, and nothing else.
+KAPACITOR_WRITE = ("write_points",)
 _ALPHABET = string.ascii_letters + string.digits
 
 
@@ -62,12 +66,14 @@ class StackLogins:
     influx_reader: Login
     kapacitor_admin: Login
     kapacitor_tickml: Login
+    kapacitor_writer: Login
 
     #: field -> the `.env` prefix of its two variables
     PREFIXES: ClassVar[dict[str, str]] = {
         "influx_admin": "INFLUXDB_ADMIN", "influx_tickml": "INFLUXDB_TICKML",
         "influx_generator": "INFLUXDB_GENERATOR", "influx_reader": "INFLUXDB_READER",
         "kapacitor_admin": "KAPACITOR_ADMIN", "kapacitor_tickml": "KAPACITOR_TICKML",
+        "kapacitor_writer": "KAPACITOR_WRITER",
     }
 
     @classmethod
@@ -92,7 +98,7 @@ class StackLogins:
             return Login(user, "".join(secrets.choice(_ALPHABET) for _ in range(24)))
 
         return cls(login("admin"), login("tickml"), login("generator"), login("reader"),
-                   login("admin"), login("tickml"))
+                   login("admin"), login("tickml"), login("writer"))
 
     def environment(self) -> dict[str, str]:
         """The `.env` variables for these logins."""
@@ -104,12 +110,15 @@ class StackLogins:
 
 
 def service_settings(settings: Settings, logins: StackLogins) -> Settings:
-    """`settings` logged in as tickml's services: `INFLUXDB_TICKML`, `KAPACITOR_TICKML`."""
+    """`settings` logged in as tickml's services: `INFLUXDB_TICKML`, `KAPACITOR_TICKML`, and
+    the writer login InfluxDB's sharded subscription sends (`KAPACITOR_WRITER`)."""
     return dataclasses.replace(
         settings,
         influx_user=logins.influx_tickml.user, influx_password=logins.influx_tickml.password,
         kapacitor_user=logins.kapacitor_tickml.user,
-        kapacitor_password=logins.kapacitor_tickml.password)
+        kapacitor_password=logins.kapacitor_tickml.password,
+        kapacitor_writer_user=logins.kapacitor_writer.user,
+        kapacitor_writer_password=logins.kapacitor_writer.password)
 
 
 def admin_settings(settings: Settings, logins: StackLogins) -> Settings:
@@ -141,6 +150,8 @@ def kapacitor_users(client: KapacitorClient, logins: StackLogins) -> None:
     client.put_user(logins.kapacitor_admin.user, logins.kapacitor_admin.password, admin=True)
     client.put_user(logins.kapacitor_tickml.user, logins.kapacitor_tickml.password,
                     permissions=KAPACITOR_API)
+    client.put_user(logins.kapacitor_writer.user, logins.kapacitor_writer.password,
+                    permissions=KAPACITOR_WRITE)
 
 
 def provision_kapacitor(config: KapacitorConfig, logins: StackLogins, directory: Path,
@@ -169,7 +180,8 @@ def provision_kapacitor(config: KapacitorConfig, logins: StackLogins, directory:
 
 
 def _check_only_ours(client: KapacitorClient, logins: StackLogins) -> None:
-    expected = {logins.kapacitor_admin.user, logins.kapacitor_tickml.user}
+    expected = {logins.kapacitor_admin.user, logins.kapacitor_tickml.user,
+                logins.kapacitor_writer.user}
     users, tasks = set(client.users()), client.task_ids()
     if users != expected or tasks:
         raise ProvisionError(f"Kapacitor's new store holds users {sorted(users)} and tasks "
