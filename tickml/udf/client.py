@@ -1,5 +1,8 @@
 """The model API as its clients see it: one `/predict` call per batch, with retries.
 
+When the URL's host name stands for several replicas, the batches go to each in turn
+(`tickml.udf.replicas`).
+
 `score_rows` is the one way to turn rows into scored or unscored outcomes; the UDF
 agent and `tickml rescore` both call it, so a verdict means the same in both.
 """
@@ -18,6 +21,7 @@ import orjson
 
 from tickml import schema
 from tickml.influx import FieldValue
+from tickml.udf.replicas import RESOLVE_INTERVAL, ReplicaPool, Resolver, resolve_host
 
 log = logging.getLogger(__name__)
 FIRST_BACKOFF = 0.1
@@ -106,39 +110,49 @@ class Predictions:
 
 
 class PredictClient:
-    """Posts batches to `{url}/predict`, retrying transient failures with backoff.
+    """Posts batches to the model API, retrying transient failures with backoff.
 
-    It keeps one HTTP connection alive with http.client, which spends less than half
-    the CPU requests does on each call (a call per 200 points is a large share of the
-    agent's work). Unlike requests it reads no proxy settings from the environment:
-    the API is reached directly.
+    Each replica of the URL's host keeps one HTTP connection alive with http.client,
+    which spends less than half the CPU requests does on each call (a call per 200
+    points is a large share of the agent's work). Unlike requests it reads no proxy
+    settings from the environment: the API is reached directly.
+
+    A batch goes to the next replica in turn; one that fails (refused, reset, timed out,
+    5xx) passes the batch to the next at once. Only when every replica failed does the
+    client back off and try them all again, until `retry_for` has passed.
 
     Args:
-        give_up: once set, a failed call is not retried, and after one failure no
-            further call is made: every later batch is unavailable at once. The agent
-            sets it when Kapacitor stops the task, which waits for the agent (and holds
-            every other task change) until the last points are answered.
+        give_up: once set, a failed call is not retried, nor passed to another
+            replica, and after one failure no further call is made: every later batch
+            is unavailable at once. The agent sets it when Kapacitor stops the task,
+            which waits for the agent (and holds every other task change) until the
+            last points are answered.
+        resolve_interval: seconds between look-ups of the host's addresses.
+        resolve: host → addresses (the system resolver; tests give a stand-in).
     """
 
     def __init__(self, url: str, timeout: float, retry_for: float,
-                 give_up: threading.Event | None = None) -> None:
+                 give_up: threading.Event | None = None, *,
+                 resolve_interval: float = RESOLVE_INTERVAL,
+                 resolve: Resolver = resolve_host) -> None:
         self.endpoint = url.rstrip("/") + "/predict"
         self.timeout = timeout
         self.retry_for = retry_for
         self.give_up = give_up or threading.Event()
         self._failed_after_giving_up: str | None = None
         parts = urlsplit(self.endpoint)
-        self._https = parts.scheme == "https"
-        self._netloc = parts.netloc
+        https = parts.scheme == "https"
         self._path = parts.path + (f"?{parts.query}" if parts.query else "")
-        self._connection: http.client.HTTPConnection | None = None
+        self.pool = ReplicaPool(parts.hostname or "", parts.port or (443 if https else 80),
+                                https=https, timeout=timeout, resolve=resolve,
+                                resolve_interval=resolve_interval)
 
     def predict(self, rows: list[list[float]]) -> Predictions:
         """Score `rows` (features in schema order).
 
         Raises:
-            ScoringUnavailable: unreachable, timing out or answering 5xx for longer
-                than `retry_for` seconds.
+            ScoringUnavailable: no replica answered (unreachable, timing out or
+                answering 5xx) for longer than `retry_for` seconds.
             ScoringRejected: the API answered 4xx.
         """
         if self._failed_after_giving_up is not None:
@@ -167,15 +181,27 @@ class PredictClient:
         return ScoringUnavailable(self._failed_after_giving_up)
 
     def _attempt(self, payload: bytes, rows: int) -> Predictions | str:
-        """Predictions, or a short reason the attempt failed transiently."""
-        try:
-            status, body = self._post(payload)
-        except TimeoutError:
-            return f"api timeout after {self.timeout:g}s"
-        except (OSError, http.client.HTTPException):
-            return "api unreachable"
-        if status >= 500:
-            return f"api error {status}"
+        """Predictions from the first replica that answers, or a short reason why none
+        did (that of the last one tried)."""
+        reason = "api unreachable"  # also when the host name never resolved
+        for replica in self.pool.turn():
+            try:
+                status, body = replica.post(self._path, payload, _JSON)
+            except TimeoutError:
+                reason = f"api timeout after {self.timeout:g}s"
+            except (OSError, http.client.HTTPException):
+                reason = "api unreachable"
+            else:
+                if status < 500:
+                    self.pool.succeeded(replica)
+                    return self._answer(status, body, rows)
+                reason = f"api error {status}"
+            self.pool.failed(replica, reason)
+            if self.give_up.is_set():
+                break
+        return reason
+
+    def _answer(self, status: int, body: bytes, rows: int) -> Predictions:
         if status >= 400:
             raise _rejection(status, body)
         try:
@@ -183,36 +209,9 @@ class PredictClient:
         except (ValueError, KeyError, TypeError) as exc:  # a 200 that is not our API's answer
             raise ScoringRejected(f"api answered an unreadable body: {exc}") from None
 
-    def _post(self, payload: bytes) -> tuple[int, bytes]:
-        """The status and body of one POST; a kept-alive connection the server has
-        closed meanwhile is replaced once, at once, as requests' pool does."""
-        reused = self._connection is not None
-        try:
-            return self._exchange(payload)
-        except (ConnectionError, http.client.BadStatusLine):
-            if not reused:
-                raise
-        return self._exchange(payload)
-
-    def _exchange(self, payload: bytes) -> tuple[int, bytes]:
-        if self._connection is None:
-            kind = http.client.HTTPSConnection if self._https else http.client.HTTPConnection
-            self._connection = kind(self._netloc, timeout=self.timeout)
-        try:
-            self._connection.request("POST", self._path, body=payload, headers=_JSON)
-            response = self._connection.getresponse()
-            body = response.read()
-        except BaseException:
-            self.close()
-            raise
-        if response.will_close:
-            self.close()
-        return response.status, body
-
     def close(self) -> None:
-        if self._connection is not None:
-            self._connection.close()
-            self._connection = None
+        """Close every kept-alive connection (the client stays usable)."""
+        self.pool.close()
 
 
 def _rejection(status: int, body: bytes) -> ScoringRejected:

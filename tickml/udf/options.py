@@ -66,6 +66,9 @@ class ScoringOptions:
     threshold: float | None = None  # None: use the model's own threshold
     max_pending: int = 10_000  # points held at most; beyond that Kapacitor waits
     keep_features: bool = False  # scored points carry the features too
+    # The agent's own, not a TICKscript option: seconds between look-ups of the URL's
+    # host name, for its replicas (see tickml.udf.replicas).
+    resolve_interval: float = Settings.api_resolve_interval
 
 
 #: TICKscript name → (dataclass field, Kapacitor value type).
