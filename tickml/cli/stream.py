@@ -25,7 +25,10 @@ def udf(
         "--socket", help="Unix socket to listen on (default: TICKML_UDF_SOCKET, run/fraud.sock)."
     )] = None,
     api_url: Annotated[str | None, typer.Option(
-        help="Model API base URL (default: TICKML_API_URL). A TICKscript's .url() overrides it."
+        help="Model API URL (default: TICKML_API_URL): tickml's API, such as "
+             "http://api:5000, whose /predict gets the batches, or an Open Inference "
+             "Protocol (V2) endpoint ending in /v2/models/NAME/infer, such as MLServer's. "
+             "A TICKscript's .url() overrides it."
     )] = None,
     resolve_interval: Annotated[float | None, typer.Option(
         min=0, max=3600, help="Seconds between look-ups of the API's host name: each "
