@@ -78,7 +78,12 @@ class Settings:
     watchdog_sweep_interval: float = 30.0
     watchdog_sweep_grace: float = 15.0
 
+    # The model API its clients (the agent, rescore) call: tickml's API, or an Open
+    # Inference Protocol endpoint .../v2/models/<name>/infer.
     api_url: str = "http://127.0.0.1:5000"
+    # Seconds between the clients' look-ups of api_url's host name, whose every address
+    # (each replica of a scaled service) gets batches in turn.
+    api_resolve_interval: float = 5.0
     api_bind: str = "127.0.0.1:5000"
     api_workers: int = 2
     api_threads: int = 4

@@ -35,6 +35,8 @@ def run_tickml(*args: str, root: Path, check: bool = True) -> subprocess.Complet
         (("train",), ["--seed", "--precision-target", "--promote", "--name"]),
         (("models", "promote"), ["name", "version", "fraud-lgbm"]),
         (("tasks", "define"), ["--reset", "TASK", "edited"]),
+        (("udf",), ["--api-url", "/predict", "/v2/models/NAME/infer", "--resolve-interval",
+                    "TICKML_API_RESOLVE_INTERVAL", "replicas"]),
     ],
 )
 def test_help_explains_every_option(tmp_path: Path, command: tuple, expected: list[str]) -> None:

@@ -24,6 +24,7 @@ def test_environment_overrides_with_types(tmp_path: Path) -> None:
         "TICKML_MODELS_DIR": "/srv/models",
         "TICKML_API_WORKERS": "4",
         "TICKML_API_RELOAD_INTERVAL": "0.5",
+        "TICKML_API_RESOLVE_INTERVAL": "2.5",
         "TICKML_INFLUX_URL": "http://influxdb:8086",
         "TICKML_UNKNOWN": "ignored",
     })
@@ -31,6 +32,7 @@ def test_environment_overrides_with_types(tmp_path: Path) -> None:
     assert settings.data_dir == tmp_path / "data"
     assert settings.api_workers == 4
     assert settings.api_reload_interval == 0.5
+    assert settings.api_resolve_interval == 2.5
     assert settings.influx_url == "http://influxdb:8086"
 
 

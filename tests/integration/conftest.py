@@ -15,15 +15,21 @@ from tickml import schema
 from tickml.config import Settings
 from tickml.data.prepare import load_split
 from tickml.generator import transaction_lines
+from tickml.registry import ModelRegistry
 from tickml.stack.services import LocalPipeline, local_pipeline
 
 
 @dataclass
 class StreamStack:
-    """A running pipeline, and helpers to feed and read the stream."""
+    """A running pipeline, and helpers to feed and read the stream.
+
+    `v2_path` is the path of the API's V2 endpoint for the served model, which a
+    task's `.url()` may name (it is in the agent's TICKML_UDF_ALLOWED_URLS).
+    """
 
     pipeline: LocalPipeline
     test_rows: pd.DataFrame
+    v2_path: str
 
     def __getattr__(self, name: str):
         return getattr(self.pipeline, name)  # influx, kapacitor, api, agent, restart_api, ...
@@ -57,8 +63,9 @@ def stream(small_project: Settings, tmp_path_factory: pytest.TempPathFactory
            ) -> Iterator[StreamStack]:
     # Give up on an unreachable API after 1s, so outage tests run quickly.
     quick_retries = {"fraud_scoring": {"retry_for": timedelta(seconds=1)}}
+    v2_path = f"/v2/models/{ModelRegistry(small_project.models_dir).production().name}/infer"
     with local_pipeline(small_project, tmp_path_factory.mktemp("stream"),
-                        task_overrides=quick_retries) as pipeline:
-        stack = StreamStack(pipeline, load_split(small_project, "test"))
+                        task_overrides=quick_retries, allowed_api_paths=[v2_path]) as pipeline:
+        stack = StreamStack(pipeline, load_split(small_project, "test"), v2_path)
         assert stack.wait_task_executing("fraud_scoring"), pipeline.kapacitord.log_tail()
         yield stack

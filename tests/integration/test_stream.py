@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import requests
 
+from tests.api_metrics import V2_INFER_ROUTE, answered
 from tests.conftest import SCRIPTS
 from tests.polling import wait_until
 from tickml import schema
@@ -53,6 +54,37 @@ def test_every_transaction_comes_out_scored_with_the_api_probability(stream) -> 
     assert set(scored[schema.MODEL]) == {"fraud-lgbm"}
     assert (scored[schema.LABEL].to_numpy() == rows[schema.LABEL].to_numpy()).all()
     assert (scored[schema.LATENCY] >= 0).all()
+
+
+def test_a_task_whose_url_names_the_v2_endpoint_scores_every_transaction_through_it(
+        stream, tmp_path: Path) -> None:
+    v2_url = stream.api.url + stream.v2_path
+    scripts = tmp_path / "scripts"
+    shutil.copytree(SCRIPTS, scripts)
+    scoring = scripts / "fraud_scoring.tick"
+    scoring.write_text(scoring.read_text().replace(
+        "    @fraud()\n", f"    @fraud()\n        .url('{v2_url}')\n"))
+    settings = dataclasses.replace(stream.settings, kapacitor_scripts=scripts)
+    predict_before = answered(stream.api.url)
+    v2_before = answered(stream.api.url, V2_INFER_ROUTE)
+    try:
+        define_tickml_tasks(stream.kapacitor, settings, stream.task_overrides)
+        assert stream.wait_task_executing("fraud_scoring"), stream.kapacitord.log_tail()
+        rows = pd.concat([stream.test_rows.sample(300, random_state=5),
+                          stream.test_rows.query("Class == 1").head(10)])
+        sent = stream.write("v2-url", rows)
+        scored = stream.wait_for_scored("v2-url", sent).sort_values("time")
+        assert len(scored) == sent
+        assert scored[schema.SCORED].all(), set(scored[schema.REASON].dropna())
+        expected, threshold = api_scores(stream, rows)
+        np.testing.assert_allclose(scored[schema.PROBABILITY].to_numpy(), expected,
+                                   rtol=1e-12)
+        assert (scored[schema.VERDICT].to_numpy() == (expected >= threshold)).all()
+        assert answered(stream.api.url, V2_INFER_ROUTE) > v2_before
+        assert answered(stream.api.url) == predict_before + 1, "only api_scores used /predict"
+    finally:
+        stream.pipeline.define_tasks(reset=True)
+        assert stream.wait_task_executing("fraud_scoring", timeout=60)
 
 
 def test_a_point_with_a_missing_feature_is_marked_and_the_task_keeps_running(stream) -> None:

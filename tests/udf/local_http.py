@@ -1,7 +1,8 @@
-"""A stand-in HTTP server on a free 127.0.0.1 port, for the agent's client to meet."""
+"""A stand-in HTTP server on a free loopback port, for the agent's client to meet."""
 
 from __future__ import annotations
 
+import socket
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -16,13 +17,36 @@ class QuietHandler(BaseHTTPRequestHandler):
 
 
 @contextmanager
-def serving(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
-    """Serve `handler` in a background thread; yield the server's base URL."""
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+def serving(handler: type[BaseHTTPRequestHandler], host: str = "127.0.0.1",
+            port: int = 0) -> Iterator[str]:
+    """Serve `handler` on `host`:`port` (0: a free one) in a background thread; yield the
+    server's base URL."""
+    server = ThreadingHTTPServer((host, port), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
+        yield f"http://{host}:{server.server_address[1]}"
     finally:
         server.shutdown()
         server.server_close()
+
+
+def port_free_on(*hosts: str) -> int:
+    """A TCP port nothing listens on at any of `hosts` (loopback addresses) right now,
+    as the replicas of one service all listen on the same port."""
+    for _ in range(50):
+        with socket.socket() as probe:
+            probe.bind((hosts[0], 0))
+            port = probe.getsockname()[1]
+            if all(_free(host, port) for host in hosts[1:]):
+                return port
+    raise RuntimeError(f"no port free on all of {hosts}")
+
+
+def _free(host: str, port: int) -> bool:
+    with socket.socket() as probe:
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return False
+    return True

@@ -25,10 +25,19 @@ def udf(
         "--socket", help="Unix socket to listen on (default: TICKML_UDF_SOCKET, run/fraud.sock)."
     )] = None,
     api_url: Annotated[str | None, typer.Option(
-        help="Model API base URL (default: TICKML_API_URL). A TICKscript's .url() overrides it."
+        help="Model API URL (default: TICKML_API_URL): tickml's API, such as "
+             "http://api:5000, whose /predict gets the batches, or an Open Inference "
+             "Protocol (V2) endpoint ending in /v2/models/NAME/infer, such as MLServer's. "
+             "A TICKscript's .url() overrides it."
+    )] = None,
+    resolve_interval: Annotated[float | None, typer.Option(
+        min=0, max=3600, help="Seconds between look-ups of the API's host name: each "
+                              "address it stands for (every replica of a scaled service) "
+                              "gets batches in turn (default: TICKML_API_RESOLVE_INTERVAL, "
+                              "5)."
     )] = None,
     batch_size: Annotated[int, typer.Option(
-        min=1, max=MAX_BATCH, help="Points per /predict call (.batchSize() overrides)."
+        min=1, max=MAX_BATCH, help="Points per API call (.batchSize() overrides)."
     )] = DEFAULTS.batch_size,
     max_wait_ms: Annotated[float, typer.Option(
         min=0, max=10_000, help="Milliseconds to wait for a batch to fill (.maxWait())."
@@ -44,14 +53,19 @@ def udf(
     """Run the Kapacitor UDF agent: score streamed points through the model API.
 
     Start it before kapacitord: Kapacitor asks every configured UDF for its
-    options at startup and refuses to start when the socket is missing.
+    options at startup and refuses to start when the socket is missing. When the API's
+    host name stands for several replicas, batches go to each in turn, and one that
+    fails passes its batch to the next at once.
     """
     from tickml.udf.options import ScoringOptions, validate
     from tickml.udf.server import AgentLimits, SocketInUse, SocketSetupError, run_agent
 
     settings = get_settings()
-    defaults = ScoringOptions(url=api_url or settings.api_url, batch_size=batch_size,
-                              max_wait=max_wait_ms / 1000, timeout=timeout, retry_for=retry_for)
+    defaults = ScoringOptions(
+        url=api_url or settings.api_url, batch_size=batch_size, max_wait=max_wait_ms / 1000,
+        timeout=timeout, retry_for=retry_for,
+        resolve_interval=settings.api_resolve_interval if resolve_interval is None
+        else resolve_interval)
     problems = validate(defaults)
     if problems:
         raise typer.BadParameter("; ".join(problems))

@@ -8,7 +8,7 @@ settings that point at the others, and stops them when the block ends.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -158,15 +158,22 @@ def local_pipeline(
     *,
     task_overrides: TaskOverrides | None = None,
     api_workers: int = 1,
+    allowed_api_paths: Iterable[str] = (),
 ) -> Iterator[LocalPipeline]:
     """Start the whole stream for `settings`' model and define tickml's tasks.
 
     The tasks come from `settings.kapacitor_scripts` with `task_overrides` on top;
-    alerts are logged to `directory/alerts.log`. Services start in dependency order
-    and are stopped when the block ends, whatever happens inside it.
+    alerts are logged to `directory/alerts.log`. A task's `.url()` may name the
+    pipeline's API, or that API's URL followed by one of `allowed_api_paths` (such as
+    its V2 endpoint, `/v2/models/<name>/infer`), which join TICKML_UDF_ALLOWED_URLS.
+    Services start in dependency order and are stopped when the block ends, whatever
+    happens inside it.
     """
     logins = StackLogins.generated()
     settings = service_settings(local_settings(settings, directory, api_workers), logins)
+    allowed = [settings.udf_allowed_urls] if settings.udf_allowed_urls else []
+    allowed += [settings.api_url + path for path in allowed_api_paths]
+    settings = dataclasses.replace(settings, udf_allowed_urls=",".join(allowed))
     overrides = dict(task_overrides or {})
     influx = influx_config(directory, port_of(settings.influx_url))
     kapacitor = KapacitorConfig(directory / "kapacitor", influx_url=influx.url,

@@ -1,4 +1,10 @@
-"""The model API as its clients see it: one `/predict` call per batch, with retries.
+"""The model API as its clients see it: one call per batch, with retries, over replicas.
+
+The URL names either tickml's API, whose `/predict` each batch is posted to, or an Open
+Inference Protocol ("V2") endpoint, `.../v2/models/<name>[/versions/<v>]/infer`, of
+tickml's API or of any V2 server (MLServer, KServe, Triton): see `wire_form`. When the
+URL's host name stands for several replicas, the batches go to each in turn
+(`tickml.udf.replicas`).
 
 `score_rows` is the one way to turn rows into scored or unscored outcomes; the UDF
 agent and `tickml rescore` both call it, so a verdict means the same in both.
@@ -14,10 +20,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-import orjson
-
 from tickml import schema
 from tickml.influx import FieldValue
+from tickml.udf.replicas import RESOLVE_INTERVAL, ReplicaPool, Resolver, resolve_host
+from tickml.udf.wire import Predictions, Score, ScoringRejected, rejection, wire_form
+
+__all__ = ["PredictClient", "Predictions", "Score", "ScoringRejected", "ScoringUnavailable",
+           "Unscored", "score_rows"]
 
 log = logging.getLogger(__name__)
 FIRST_BACKOFF = 0.1
@@ -26,50 +35,10 @@ MAX_BACKOFF = 1.0
 #: refusal costs one more call, and the agent's own checks should leave none to refuse.
 MAX_REFUSED_ROWS = 10
 _JSON = {"Content-Type": "application/json"}
-#: The API's positional form of a transaction: `{"features": [Time, V1, ..., Amount]}`.
-POSITIONAL = "features"
 
 
 class ScoringUnavailable(RuntimeError):
     """The API could not score a batch within the retry budget (the reason says why)."""
-
-
-class ScoringRejected(RuntimeError):
-    """The API refused the batch as invalid; retrying it unchanged would not help.
-
-    Args:
-        index: the row of the batch the API named as the fault, if it named one.
-        field: the feature it named, if any.
-        code: its machine-readable error code, if any.
-    """
-
-    def __init__(self, message: str, *, index: int | None = None, field: str | None = None,
-                 code: str | None = None) -> None:
-        super().__init__(message)
-        self.index = index
-        self.field = field
-        self.code = code
-
-    def row_reason(self) -> str:
-        """The `unscored_reason` of the row the API named: its field and code, no values."""
-        what = f"feature {self.field}" if self.field else "the row"
-        return f"api refused {what} ({self.code or 'invalid'})"
-
-
-@dataclass(frozen=True)
-class Score:
-    """A row the model scored."""
-
-    probability: float
-    verdict: bool
-    model: str
-    version: int
-
-    def fields(self) -> dict[str, FieldValue]:
-        """The fields a scored point carries beside the transaction's own."""
-        return {schema.PROBABILITY: self.probability, schema.VERDICT: int(self.verdict),
-                schema.MODEL: self.model, schema.MODEL_VERSION: self.version,
-                schema.SCORED: True}
 
 
 @dataclass(frozen=True)
@@ -88,64 +57,57 @@ class Unscored:
         return {schema.SCORED: False, schema.REASON: self.reason}
 
 
-@dataclass(frozen=True)
-class Predictions:
-    """The API's answer for one batch, in input order."""
-
-    probabilities: list[float]
-    verdicts: list[bool]
-    model: str
-    version: int
-
-    def scores(self, threshold: float | None = None) -> list[Score]:
-        """One score per row; the verdict uses `threshold`, or the model's own when None."""
-        verdicts = self.verdicts if threshold is None else \
-            [p >= threshold for p in self.probabilities]
-        return [Score(p, v, self.model, self.version)
-                for p, v in zip(self.probabilities, verdicts, strict=True)]
-
-
 class PredictClient:
-    """Posts batches to `{url}/predict`, retrying transient failures with backoff.
+    """Posts batches to the model API, retrying transient failures with backoff.
 
-    It keeps one HTTP connection alive with http.client, which spends less than half
-    the CPU requests does on each call (a call per 200 points is a large share of the
-    agent's work). Unlike requests it reads no proxy settings from the environment:
-    the API is reached directly.
+    `url` is tickml's API (batches go to its `/predict`) or a V2 infer endpoint (see
+    `wire_form`). Each replica of the URL's host keeps one HTTP connection alive with
+    http.client, which spends less than half the CPU requests does on each call (a call
+    per 200 points is a large share of the agent's work). Unlike requests it reads no
+    proxy settings from the environment: the API is reached directly.
+
+    A batch goes to the next replica in turn; one that fails (refused, reset, timed out,
+    5xx) passes the batch to the next at once. Only when every replica failed does the
+    client back off and try them all again, until `retry_for` has passed.
 
     Args:
-        give_up: once set, a failed call is not retried, and after one failure no
-            further call is made: every later batch is unavailable at once. The agent
-            sets it when Kapacitor stops the task, which waits for the agent (and holds
-            every other task change) until the last points are answered.
+        give_up: once set, a failed call is not retried, nor passed to another
+            replica, and after one failure no further call is made: every later batch
+            is unavailable at once. The agent sets it when Kapacitor stops the task,
+            which waits for the agent (and holds every other task change) until the
+            last points are answered.
+        resolve_interval: seconds between look-ups of the host's addresses.
+        resolve: host → addresses (the system resolver; tests give a stand-in).
     """
 
     def __init__(self, url: str, timeout: float, retry_for: float,
-                 give_up: threading.Event | None = None) -> None:
-        self.endpoint = url.rstrip("/") + "/predict"
+                 give_up: threading.Event | None = None, *,
+                 resolve_interval: float = RESOLVE_INTERVAL,
+                 resolve: Resolver = resolve_host) -> None:
+        self.endpoint, self.form = wire_form(url)
         self.timeout = timeout
         self.retry_for = retry_for
         self.give_up = give_up or threading.Event()
         self._failed_after_giving_up: str | None = None
         parts = urlsplit(self.endpoint)
-        self._https = parts.scheme == "https"
-        self._netloc = parts.netloc
+        https = parts.scheme == "https"
         self._path = parts.path + (f"?{parts.query}" if parts.query else "")
-        self._connection: http.client.HTTPConnection | None = None
+        self.pool = ReplicaPool(parts.hostname or "", parts.port or (443 if https else 80),
+                                https=https, timeout=timeout, resolve=resolve,
+                                resolve_interval=resolve_interval)
 
     def predict(self, rows: list[list[float]]) -> Predictions:
         """Score `rows` (features in schema order).
 
         Raises:
-            ScoringUnavailable: unreachable, timing out or answering 5xx for longer
-                than `retry_for` seconds.
-            ScoringRejected: the API answered 4xx.
+            ScoringUnavailable: no replica answered (unreachable, timing out or
+                answering 5xx) for longer than `retry_for` seconds.
+            ScoringRejected: the API answered 4xx, or an answer that does not score
+                the batch.
         """
         if self._failed_after_giving_up is not None:
             raise ScoringUnavailable(self._failed_after_giving_up)
-        # Positional rows (values in schema order) cost a quarter of rows by name to
-        # build and encode; orjson, as the stdlib encoder was a fifth of the agent's time.
-        payload = orjson.dumps({"instances": [{POSITIONAL: row} for row in rows]})
+        payload = self.form.encode(rows)
         deadline = time.monotonic() + self.retry_for
         backoff = FIRST_BACKOFF
         while True:
@@ -167,80 +129,37 @@ class PredictClient:
         return ScoringUnavailable(self._failed_after_giving_up)
 
     def _attempt(self, payload: bytes, rows: int) -> Predictions | str:
-        """Predictions, or a short reason the attempt failed transiently."""
-        try:
-            status, body = self._post(payload)
-        except TimeoutError:
-            return f"api timeout after {self.timeout:g}s"
-        except (OSError, http.client.HTTPException):
-            return "api unreachable"
-        if status >= 500:
-            return f"api error {status}"
+        """Predictions from the first replica that answers, or a short reason why none
+        did (that of the last one tried)."""
+        reason = "api unreachable"  # also when the host name never resolved
+        for replica in self.pool.turn():
+            try:
+                status, body = replica.post(self._path, payload, _JSON)
+            except TimeoutError:
+                reason = f"api timeout after {self.timeout:g}s"
+            except (OSError, http.client.HTTPException):
+                reason = "api unreachable"
+            else:
+                if status < 500:
+                    self.pool.succeeded(replica)
+                    return self._answer(status, body, rows)
+                reason = f"api error {status}"
+            self.pool.failed(replica, reason)
+            if self.give_up.is_set():
+                break
+        return reason
+
+    def _answer(self, status: int, body: bytes, rows: int) -> Predictions:
         if status >= 400:
-            raise _rejection(status, body)
+            raise rejection(status, body)
         try:
-            return _parse(orjson.loads(body), rows)
-        except (ValueError, KeyError, TypeError) as exc:  # a 200 that is not our API's answer
+            return self.form.decode(body, rows)
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:  # not such an answer
             raise ScoringRejected(f"api answered an unreadable body: {exc}") from None
 
-    def _post(self, payload: bytes) -> tuple[int, bytes]:
-        """The status and body of one POST; a kept-alive connection the server has
-        closed meanwhile is replaced once, at once, as requests' pool does."""
-        reused = self._connection is not None
-        try:
-            return self._exchange(payload)
-        except (ConnectionError, http.client.BadStatusLine):
-            if not reused:
-                raise
-        return self._exchange(payload)
-
-    def _exchange(self, payload: bytes) -> tuple[int, bytes]:
-        if self._connection is None:
-            kind = http.client.HTTPSConnection if self._https else http.client.HTTPConnection
-            self._connection = kind(self._netloc, timeout=self.timeout)
-        try:
-            self._connection.request("POST", self._path, body=payload, headers=_JSON)
-            response = self._connection.getresponse()
-            body = response.read()
-        except BaseException:
-            self.close()
-            raise
-        if response.will_close:
-            self.close()
-        return response.status, body
-
     def close(self) -> None:
-        if self._connection is not None:
-            self._connection.close()
-            self._connection = None
-
-
-def _rejection(status: int, body: bytes) -> ScoringRejected:
-    """The API's 4xx as an exception carrying the row, field and code it names."""
-    try:
-        error = orjson.loads(body)["error"]
-        message = str(error["message"])
-    except (ValueError, KeyError, TypeError):
-        return ScoringRejected(f"api rejected the batch: status {status}")
-    index = error.get("index")
-    return ScoringRejected(
-        f"api rejected the batch: {message}",
-        index=index if type(index) is int else None,
-        field=error.get("field") if isinstance(error.get("field"), str) else None,
-        code=error.get("code") if isinstance(error.get("code"), str) else None)
-
-
-def _parse(body: dict, expected: int) -> Predictions:
-    predictions = body["predictions"]
-    if len(predictions) != expected:
-        raise ScoringRejected(f"api answered {len(predictions)} predictions for {expected} rows")
-    model = body["model"]
-    return Predictions(
-        probabilities=[float(p["probability"]) for p in predictions],
-        verdicts=[bool(p["fraud"]) for p in predictions],
-        model=str(model["name"]),
-        version=int(model["version"]),
-    )
+        """Close every kept-alive connection (the client stays usable)."""
+        self.pool.close()
 
 
 def score_rows(
@@ -279,7 +198,12 @@ def score_rows(
         except ScoringUnavailable as exc:
             _fail(outcomes, pending, exc)
             break
-        for i, score in zip(pending, predictions.scores(threshold), strict=True):
+        try:
+            scores = predictions.scores(threshold)
+        except ScoringRejected as exc:  # an answer without verdicts, and no threshold
+            _fail(outcomes, pending, exc)
+            break
+        for i, score in zip(pending, scores, strict=True):
             outcomes[i] = score
         break
     return outcomes  # type: ignore[return-value]

@@ -4,7 +4,7 @@ Two threads per connection. The reader answers every request at once (Info,
 Init, Keepalive, Snapshot, Restore) and hands points to a `MicroBatcher`; it never
 waits on HTTP, so keepalives are answered even while the API is slow. The scorer
 thread takes the batcher's batches, has a `BatchScorer` score each with one
-`/predict` call and writes the points back in arrival order. When the batcher is
+API call and writes the points back in arrival order. When the batcher is
 full the reader stops reading (Kapacitor then waits) and sends heartbeats.
 
 End of stream means Kapacitor is stopping the task, and it holds every other task
@@ -144,7 +144,8 @@ class ConnectionHandler:
     # -- scoring ---------------------------------------------------------------------
     def _score_loop(self) -> None:
         client = PredictClient(self.options.url, self.options.timeout, self.options.retry_for,
-                               give_up=self._stopping)
+                               give_up=self._stopping,
+                               resolve_interval=self.options.resolve_interval)
         scorer = BatchScorer(client, self.options.threshold, self.stats,
                              self.options.keep_features)
         try:

@@ -15,7 +15,9 @@ Each option is bounded, so whoever can connect to the agent cannot make it hold 
 unbounded queue or wait without end:
 
 - `url`: the agent's own API URL (`--api-url`, else `TICKML_API_URL`) or one listed in
-  `TICKML_UDF_ALLOWED_URLS`; default the agent's own.
+  `TICKML_UDF_ALLOWED_URLS`; default the agent's own. Either tickml's API (batches go
+  to its `/predict`) or an Open Inference Protocol endpoint whose path ends in
+  `/v2/models/<name>/infer` (see `tickml.udf.wire`).
 - `batchSize`: 1 to 10,000 points (`MAX_BATCH`); default 200.
 - `maxWait`: 0 to 10 s (`MAX_WAIT_SECONDS`); default 50 ms.
 - `timeout`: above 0, at most 60 s (`MAX_TIMEOUT_SECONDS`); default 2 s.
@@ -66,6 +68,9 @@ class ScoringOptions:
     threshold: float | None = None  # None: use the model's own threshold
     max_pending: int = 10_000  # points held at most; beyond that Kapacitor waits
     keep_features: bool = False  # scored points carry the features too
+    # The agent's own, not a TICKscript option: seconds between look-ups of the URL's
+    # host name, for its replicas (see tickml.udf.replicas).
+    resolve_interval: float = Settings.api_resolve_interval
 
 
 #: TICKscript name → (dataclass field, Kapacitor value type).
