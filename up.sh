@@ -271,6 +271,8 @@ remove_extra_shards() {
 
 up_docker() {
     check_docker_versions
+    # The API's replicas publish the ports from API_PORT on.
+    export API_PORT_LAST="${API_PORT_LAST:-$((API_PORT + 9))}"
     [ "$SHARDS" -le "$MAX_DOCKER_SHARDS" ] \
         || die "SHARDS is $SHARDS; docker-compose.yml defines $MAX_DOCKER_SHARDS shards (copy the kapacitor-4 and udf-4 services for more), or run ./up.sh --local"
     shard_environment

@@ -17,6 +17,9 @@ ROOT = Path(__file__).resolve().parents[2]
 PROJECT = "tickml-e2e"
 #: Services that run once and exit 0; every other one keeps running.
 ONE_SHOT = {"users", "trainer", "tasks"}
+#: Every profile of docker-compose.yml, so `ps`, `exec` and `down` reach every service.
+ALL_PROFILES = ("--profile", "dashboards", "--profile", "shard-2", "--profile", "shard-3",
+                "--profile", "shard-4")
 PORT_VARIABLES = ("INFLUXDB_PORT", "KAPACITOR_PORT", "API_PORT", "JUPYTER_PORT",
                   "GRAFANA_PORT", "CHRONOGRAF_PORT")
 
@@ -41,6 +44,8 @@ def stack_environment(images: dict[str, str], uid: int, gid: int,
            if not k.startswith(("TICKML_", "COMPOSE_")) and k not in PORT_VARIABLES}
     env.update(images)
     env.update({name: str(free_port()) for name in PORT_VARIABLES})
+    # Replicas of the API publish the next ports from API_PORT on.
+    env["API_PORT_LAST"] = str(min(int(env["API_PORT"]) + 9, 65535))
     env.update({"COMPOSE_PROJECT_NAME": PROJECT, "HOST_UID": str(uid), "HOST_GID": str(gid),
                 "GENERATOR_RATE": str(generator_rate)})
     return env
@@ -64,7 +69,7 @@ class ComposeStack:
 
     def compose(self, *args: str, timeout: float = 300,
                 check: bool = True) -> subprocess.CompletedProcess[str]:
-        result = subprocess.run(["docker", "compose", "--profile", "dashboards", *args],
+        result = subprocess.run(["docker", "compose", *ALL_PROFILES, *args],
                                 cwd=self.directory, env=self.env, capture_output=True,
                                 text=True, timeout=timeout)
         if check and result.returncode != 0:
@@ -90,9 +95,19 @@ class ComposeStack:
                              capture_output=True, text=True, check=True, timeout=60).stdout
         return out.split()
 
-    def main_pid(self, service: str) -> int:
-        """The host pid of a service container's main process."""
-        container = self.services()[service]["ID"]
+    def containers_of(self, service: str) -> list[str]:
+        """The running containers of `service` (its replicas), by id, in replica order."""
+        out = self.compose("ps", "--format", "{{.ID}}", service).stdout
+        return out.split()
+
+    def exec_python(self, service: str, code: str, index: int = 1) -> str:
+        """Run Python code in replica `index` of a tickml service; its output."""
+        return self.compose("exec", "-T", "--index", str(index), service, "python", "-c",
+                            code).stdout
+
+    def main_pid(self, service: str, container: str | None = None) -> int:
+        """The host pid of a service container's main process (its first, by default)."""
+        container = container or self.services()[service]["ID"]
         out = subprocess.run(["docker", "inspect", "--format", "{{.State.Pid}}", container],
                              capture_output=True, text=True, check=True, timeout=60).stdout
         return int(out)

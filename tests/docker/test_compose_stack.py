@@ -19,6 +19,7 @@ import requests
 from tests.liveness import alerted_in_influx, assert_flagged_are_alerted_once, assert_live_again
 from tests.polling import wait_until
 from tickml import schema
+from tickml.bench.soak import transaction_outcomes
 from tickml.config import Settings
 from tickml.data.prepare import load_split
 from tickml.influx import InfluxError
@@ -286,6 +287,83 @@ def test_up_sh_again_is_harmless(stack: ComposeStack) -> None:
     after = {name: row["ID"] for name, row in stack.services().items() if name in LONG_RUNNING}
     assert after == before, "no running container is recreated"
     assert scoring_task_executes(stack)
+
+
+ROWS_SCORED = ("import urllib.request, re; text = urllib.request.urlopen("
+               "'http://127.0.0.1:5000/metrics').read().decode(); "
+               "print(sum(float(v) for v in re.findall("
+               "r'^tickml_api_rows_scored_total (\\S+)$', text, re.M)))")
+
+
+def rows_scored(stack: ComposeStack, replicas: int) -> list[float]:
+    """Each API replica's own count of the rows it scored."""
+    return [float(stack.exec_python("api", ROWS_SCORED, index)) for index in
+            range(1, replicas + 1)]
+
+
+def test_two_api_replicas_both_serve_and_a_killed_one_loses_nothing(
+        stack: ComposeStack) -> None:
+    stack.compose("up", "--detach", "--wait", "--no-deps", "--scale", "api=2", "api",
+                  timeout=600)
+    try:
+        assert len(stack.containers_of("api")) == 2
+        before = rows_scored(stack, 2)
+        # The agent looks the name up again every TICKML_API_RESOLVE_INTERVAL (5 s).
+        assert wait_until(lambda: all(after > was for after, was in
+                                      zip(rows_scored(stack, 2), before, strict=True)),
+                          timeout=60, interval=3), (before, rows_scored(stack, 2))
+        fault_ns = time.time_ns()
+        os.kill(stack.main_pid("api", stack.containers_of("api")[1]), signal.SIGKILL)
+        assert_live_again_after(stack, fault_ns, "one of two API replicas killed",
+                                "test_two_api_replicas_both_serve_and_a_killed_one")
+    finally:
+        stack.compose("up", "--detach", "--wait", "--no-deps", "--scale", "api=1", "api",
+                      timeout=600)
+
+
+SHARD_INTAKE = ("from tickml.config import get_settings; "
+                "from tickml.kapacitor import shard_clients; "
+                "print(' '.join(str(c.task('fraud_scoring').received) "
+                "for c in shard_clients(get_settings())))")
+
+
+def shard_intake(stack: ComposeStack) -> list[int]:
+    """What each shard's scoring task took in since it started (asked from the watchdog,
+    which knows every shard; only the first is published)."""
+    return [int(n) for n in stack.exec_python("watchdog", SHARD_INTAKE).split()]
+
+
+def stream_subscriptions(stack: ComposeStack) -> list[str]:
+    return [row["name"] for row in stack.influx("INFLUXDB_ADMIN").subscriptions()]
+
+
+def test_two_shards_score_every_transaction_once_each_a_share_and_survive_a_kill(
+        stack: ComposeStack) -> None:
+    up = stack.script("up.sh", "--without-dashboards", "--shards", "2", timeout=900)
+    assert up.returncode == 0, up.stdout[-3000:] + up.stderr[-3000:]
+    [name] = stream_subscriptions(stack)
+    assert name.startswith("tickml-"), "one ANY subscription of tickml's, none of Kapacitor's"
+    start_ns, before = time.time_ns(), shard_intake(stack)
+    wait_until(lambda: time.time_ns() - start_ns > 60e9, timeout=70)
+    taken = [after - was for after, was in zip(shard_intake(stack), before, strict=True)]
+    assert all(share >= sum(taken) / 3 for share in taken), taken
+    fault_ns = time.time_ns()
+    kill_main_process(stack, "kapacitor-2")
+    assert_live_again_after(stack, fault_ns, "kapacitord of shard 2 of 2 killed",
+                            "test_two_shards_score_every_transaction_once")
+    outcomes = transaction_outcomes(stack.influx(), start_ns, time.time_ns() - 10_000_000_000)
+    assert outcomes and not [o for o in outcomes if o.points != 1], "once each, none twice"
+
+
+def test_back_to_one_shard_kapacitor_subscribes_by_itself_and_scores_live(
+        stack: ComposeStack) -> None:
+    fault_ns = time.time_ns()
+    up = stack.script("up.sh", "--without-dashboards", "--shards", "1", timeout=900)
+    assert up.returncode == 0, up.stdout[-3000:] + up.stderr[-3000:]
+    assert "kapacitor-2" not in stack.services(), "the second shard is gone"
+    assert [n.startswith("kapacitor-") for n in stream_subscriptions(stack)] == [True]
+    assert_live_again_after(stack, fault_ns, "back from two shards to one",
+                            "test_back_to_one_shard_kapacitor_subscribes_by_itself")
 
 
 def test_the_generator_accounts_for_every_transaction(stack: ComposeStack) -> None:
