@@ -234,8 +234,8 @@ explain_failure() {
 # unhealthy_services: the services that exited with an error or are not healthy.
 unhealthy_services() {
     local found
-    found="$(docker compose ps --all --format '{{.Service}} {{.State}} {{.Health}} {{.ExitCode}}' 2>/dev/null \
-        | awk '($2 == "exited" && $4 != 0) || $3 == "unhealthy" || $2 == "restarting" { print $1 }' \
+    found="$(docker compose ps --all --format '{{.Service}}|{{.State}}|{{.Health}}|{{.ExitCode}}' 2>/dev/null \
+        | awk -F'|' '($2 == "exited" && $4 != 0) || $3 == "unhealthy" || $2 == "restarting" { print $1 }' \
         | paste -sd, - | sed 's/,/, /g')"
     printf '%s\n' "${found:-none reported}"
 }

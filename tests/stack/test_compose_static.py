@@ -317,3 +317,11 @@ def test_one_service_builds_the_tickml_image_and_the_others_only_run_it() -> Non
     for name, service in TICKML_SERVICES.items():
         if name != "trainer":
             assert service.get("pull_policy") == "never", f"{name} would try to pull tickml"
+
+
+def test_the_users_service_gets_every_login_tickml_users_reads() -> None:
+    from tickml.stack.users import StackLogins
+
+    environment = SERVICES["users"]["environment"]
+    for prefix in StackLogins.PREFIXES.values():
+        assert {f"{prefix}_USER", f"{prefix}_PASSWORD"} <= set(environment), prefix

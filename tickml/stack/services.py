@@ -15,7 +15,12 @@ from pathlib import Path
 
 from tickml.config import Settings
 from tickml.influx import InfluxClient, influx_for
-from tickml.kapacitor import KapacitorClient, define_tickml_tasks, kapacitor_for
+from tickml.kapacitor import (
+    KapacitorClient,
+    define_on_every_shard,
+    kapacitor_for,
+    shard_clients,
+)
 from tickml.stack.configs import (
     InfluxConfig,
     KapacitorConfig,
@@ -28,8 +33,11 @@ from tickml.stack.programs import (
     TaskOverrides,
     free_port,
     influx_program,
+    kapacitor_config_path,
     pipeline_programs,
     port_of,
+    shard_name,
+    shard_socket,
     short_socket_path,
     tickml_env,
 )
@@ -124,8 +132,13 @@ class LocalPipeline:
                      reset: bool = False) -> dict[str, str]:
         """Define tickml's tasks with the pipeline's variables, `overrides` on top
         (`reset`: over the user's edits, and enabled)."""
-        return define_tickml_tasks(self.kapacitor, self.settings, self.task_overrides,
-                                   overrides or {}, reset=reset)
+        clients = shard_clients(self.settings)
+        try:
+            return define_on_every_shard(clients, self.settings, self.task_overrides,
+                                         overrides or {}, reset=reset)
+        finally:
+            for client in clients:
+                client.close()
 
     def stop(self) -> None:
         """Stop every service, the last started first, and close the clients."""
@@ -135,13 +148,17 @@ class LocalPipeline:
         self.kapacitor.close()
 
 
-def local_settings(settings: Settings, directory: Path, api_workers: int) -> Settings:
+def local_settings(settings: Settings, directory: Path, api_workers: int,
+                   shards: int = 1) -> Settings:
     """`settings` moved onto free ports and files under `directory`."""
     api_port = free_port()
+    kapacitors = [f"http://127.0.0.1:{free_port()}" for _ in range(shards)]
     return dataclasses.replace(
         settings,
         influx_url=f"http://127.0.0.1:{free_port()}",
-        kapacitor_url=f"http://127.0.0.1:{free_port()}",
+        kapacitor_url=kapacitors[0],
+        shards=shards,
+        kapacitor_shard_urls=",".join(kapacitors) if shards > 1 else "",
         api_bind=f"127.0.0.1:{api_port}",
         api_url=f"http://127.0.0.1:{api_port}",
         api_workers=api_workers,
@@ -159,6 +176,7 @@ def local_pipeline(
     task_overrides: TaskOverrides | None = None,
     api_workers: int = 1,
     allowed_api_paths: Iterable[str] = (),
+    shards: int = 1,
 ) -> Iterator[LocalPipeline]:
     """Start the whole stream for `settings`' model and define tickml's tasks.
 
@@ -166,26 +184,33 @@ def local_pipeline(
     alerts are logged to `directory/alerts.log`. A task's `.url()` may name the
     pipeline's API, or that API's URL followed by one of `allowed_api_paths` (such as
     its V2 endpoint, `/v2/models/<name>/infer`), which join TICKML_UDF_ALLOWED_URLS.
-    Services start in dependency order and are stopped when the block ends, whatever
-    happens inside it.
+    With `shards` above 1 the stream runs on that many Kapacitor + agent pairs, fed by
+    tickml's ANY subscription. Services start in dependency order and are stopped when
+    the block ends, whatever happens inside it.
     """
     logins = StackLogins.generated()
-    settings = service_settings(local_settings(settings, directory, api_workers), logins)
+    settings = service_settings(local_settings(settings, directory, api_workers, shards),
+                                logins)
     allowed = [settings.udf_allowed_urls] if settings.udf_allowed_urls else []
     allowed += [settings.api_url + path for path in allowed_api_paths]
     settings = dataclasses.replace(settings, udf_allowed_urls=",".join(allowed))
     overrides = dict(task_overrides or {})
     influx = influx_config(directory, port_of(settings.influx_url))
-    kapacitor = KapacitorConfig(directory / "kapacitor", influx_url=influx.url,
-                                udf_socket=settings.udf_socket,
-                                http_port=port_of(settings.kapacitor_url),
-                                influx_user=logins.influx_admin.user,
-                                influx_password=logins.influx_admin.password,
-                                disabled_handlers=disabled_handlers(settings.kapacitor_scripts))
+    kapacitors = [KapacitorConfig(directory / shard_name("kapacitor", shard),
+                                  influx_url=influx.url,
+                                  udf_socket=shard_socket(settings.udf_socket, shard),
+                                  http_port=port_of(url),
+                                  influx_user=logins.influx_admin.user,
+                                  influx_password=logins.influx_admin.password,
+                                  disabled_handlers=disabled_handlers(settings.kapacitor_scripts),
+                                  sharded=shards > 1,
+                                  hostname="127.0.0.1" if shard == 0 else f"shard-{shard + 1}")
+                  for shard, url in enumerate(settings.kapacitor_urls)]
     write_config(directory / "influxdb.conf", influx.render())
-    write_config(directory / "kapacitor.conf", kapacitor.render())
-    settings.udf_socket.unlink(missing_ok=True)
-    programs = {p.name: p for p in pipeline_programs(settings, logins, influx, [kapacitor],
+    for shard, kapacitor in enumerate(kapacitors):
+        write_config(kapacitor_config_path(directory, shard), kapacitor.render())
+        kapacitor.udf_socket.unlink(missing_ok=True)
+    programs = {p.name: p for p in pipeline_programs(settings, logins, influx, kapacitors,
                                                       directory, overrides)}
     pipeline = LocalPipeline(settings, directory, programs, {}, logins, overrides)
     try:
