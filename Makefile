@@ -27,8 +27,9 @@ install: $(STAMP) ## Create the virtual environment and install tickml with its 
 .PHONY: lock
 lock: ## Re-resolve requirements.lock (dev) and the container's compose/tickml/requirements.txt
 	$(BIN)/uv pip compile pyproject.toml --extra dev --python-version 3.11 --quiet -o requirements.lock
-	$(BIN)/uv pip compile pyproject.toml --extra notebooks --python-version 3.11 --quiet \
-		-o compose/tickml/requirements.txt
+	@# The one tickml image runs every service, the notebooks' and MLServer's included.
+	$(BIN)/uv pip compile pyproject.toml --extra notebooks --extra mlserver --python-version 3.11 \
+		--quiet -o compose/tickml/requirements.txt
 
 .PHONY: lint
 lint: $(STAMP) ## Lint with ruff
