@@ -47,7 +47,7 @@ stop_docker() {
                 KAPACITOR_TICKML_PASSWORD; do
         [ -n "${!name:-}" ] || export "$name=unused"
     done
-    docker compose --profile dashboards "${args[@]}"
+    docker compose --profile dashboards --profile mlserver "${args[@]}"
 }
 
 stop_native
