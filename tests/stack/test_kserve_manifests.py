@@ -113,30 +113,44 @@ def test_the_check_fails_on_a_wrong_or_missing_field(case: str,
     assert BROKEN[case][3] in broken_checked[case], broken_checked[case]
 
 
-def option(argv: list[str], name: str) -> str:
-    return argv[argv.index(name) + 1]
+def parsed(argv: list[str]) -> dict[str, Any]:
+    """The options of the `tickml` command line `argv`, as tickml's CLI reads them.
+
+    Raises click's errors on an unknown command, option or value.
+    """
+    assert argv[0] == "tickml"
+    command, args = typer.main.get_command(app), argv[1:]
+    while hasattr(command, "list_commands"):  # a group: descend into the subcommand
+        name, *args = args
+        command = command.get_command(click.Context(command), name)
+        assert command is not None, f"`tickml` has no subcommand {name!r}"
+    return command.make_context(command.name, list(args)).params
 
 
 def test_the_runtime_runs_tickml_mlserver_serve_on_the_ports_it_declares() -> None:
     container, = manifest(RUNTIME)["spec"]["containers"]
     argv = container["command"] + container["args"]
     assert argv[:4] == ["tickml", "mlserver", "serve", "/tmp/mlserver"]
-    command = typer.main.get_command(app)
-    args = argv[1:]
-    while hasattr(command, "list_commands"):  # a group: descend into the subcommand
-        name, *args = args
-        command = command.get_command(click.Context(command), name)
-    command.make_context(command.name, list(args))  # raises on an unknown option or value
-    assert option(argv, "--models-dir") == "/mnt/models"  # where KServe puts storageUri
-    assert option(argv, "--host") == "0.0.0.0"
-    http_port = int(option(argv, "--http-port"))
-    assert int(option(argv, "--grpc-port")) != http_port
+    options = parsed(argv)
+    assert options["models_dir"] == Path("/mnt/models")  # where KServe puts storageUri
+    assert options["host"] == "0.0.0.0"
+    assert options["grpc_port"] == 9000 != options["http_port"]
     assert [(p["name"], p["containerPort"]) for p in container["ports"]] == \
-        [("http1", http_port)]
+        [("http1", options["http_port"])]
     probe = container["readinessProbe"]["httpGet"]
-    assert (probe["path"], probe["port"]) == ("/v2/health/ready", http_port)
+    assert (probe["path"], probe["port"]) == ("/v2/health/ready", options["http_port"])
     compose = manifest(ROOT / "docker-compose.yml")
     assert container["image"] == compose["x-tickml"]["image"], "the image compose builds"
+
+
+def test_a_pvc_is_read_from_its_own_mount_not_through_kserves_links() -> None:
+    """KServe appends the InferenceService's args to the runtime's; the last
+    --models-dir wins, and for pvc://CLAIM/ it must be the claim's mount, /mnt/pvc."""
+    container, = manifest(RUNTIME)["spec"]["containers"]
+    model = manifest(SERVICE)["spec"]["predictor"]["model"]
+    claim_path = model["storageUri"].removeprefix("pvc://").split("/", 1)[1]
+    options = parsed(container["command"] + container["args"] + model["args"])
+    assert options["models_dir"] == Path("/mnt/pvc") / claim_path
 
 
 def test_the_inference_service_names_the_runtime_and_its_model_format() -> None:
