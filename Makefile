@@ -25,10 +25,12 @@ $(STAMP): pyproject.toml requirements.lock
 install: $(STAMP) ## Create the virtual environment and install tickml with its locked dependencies
 
 .PHONY: lock
-lock: ## Re-resolve requirements.lock (dev) and the container's compose/tickml/requirements.txt
+lock: ## Re-resolve requirements.lock (dev), the container's requirements and the KServe SDK's lock
 	$(BIN)/uv pip compile pyproject.toml --extra dev --python-version 3.11 --quiet -o requirements.lock
-	$(BIN)/uv pip compile pyproject.toml --extra notebooks --python-version 3.11 --quiet \
-		-o compose/tickml/requirements.txt
+	@# The one tickml image runs every service, the notebooks' and MLServer's included.
+	$(BIN)/uv pip compile pyproject.toml --extra notebooks --extra mlserver --python-version 3.11 \
+		--quiet -o compose/tickml/requirements.txt
+	$(BIN)/uv pip compile scripts/kserve-sdk.in --python-version 3.11 --quiet -o scripts/kserve-sdk.lock
 
 .PHONY: lint
 lint: $(STAMP) ## Lint with ruff
@@ -46,12 +48,16 @@ docker: ## Install Docker Engine, build the Compose v2 plugin and the stand-in b
 browser: ## Install Debian's chromium and chromium-driver (the docs page test) and curl (once)
 	bash scripts/install-browser.sh
 
+.PHONY: kserve-sdk
+kserve-sdk: $(STAMP) ## Build the KServe SDK's own venv in ~/.cache/tickml, where the KServe manifests are checked (once)
+	bash scripts/install-kserve-sdk.sh
+
 .PHONY: proto
 proto: $(STAMP) ## Regenerate tickml/udf/udf_pb2.py from tickml/udf/udf.proto
 	cd tickml/udf && ../../$(BIN)/python -m grpc_tools.protoc -I. --python_out=. udf.proto
 
 .PHONY: setup
-setup: $(STAMP) tick docker browser ## Install everything the tests need (the parts in parallel)
+setup: $(STAMP) tick docker browser kserve-sdk ## Install everything the tests need (the parts in parallel)
 
 .PHONY: test
 test: ## Install what the tests need, lint, and run the whole test suite
@@ -61,7 +67,7 @@ test: ## Install what the tests need, lint, and run the whole test suite
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest --durations=20
 
 .PHONY: test-fast
-test-fast: $(STAMP) ## Lint and run the tests that start no services (quick, no influxd or kapacitord)
+test-fast: $(STAMP) kserve-sdk ## Lint and run the tests that start no services (quick, no influxd or kapacitord)
 	$(BIN)/ruff check tickml tests
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest -m "not integration"
 

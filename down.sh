@@ -47,8 +47,8 @@ stop_docker() {
                 KAPACITOR_TICKML_PASSWORD KAPACITOR_WRITER_USER KAPACITOR_WRITER_PASSWORD; do
         [ -n "${!name:-}" ] || export "$name=unused"
     done
-    # Every profile, so the dashboards and any extra Kapacitor shard go too.
-    docker compose --profile dashboards --profile shard-2 --profile shard-3 \
+    # Every profile, so the dashboards, MLServer and any extra Kapacitor shard go too.
+    docker compose --profile dashboards --profile mlserver --profile shard-2 --profile shard-3 \
         --profile shard-4 "${args[@]}"
 }
 

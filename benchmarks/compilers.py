@@ -32,6 +32,7 @@ from tickml import schema  # noqa: E402
 from tickml.bench.api import BATCH_ROWS, timings  # noqa: E402
 from tickml.config import get_settings  # noqa: E402
 from tickml.data.prepare import load_split  # noqa: E402
+from tickml.loader import load_production  # noqa: E402
 from tickml.modeling.fastpath import build_fast_scorer  # noqa: E402
 from tickml.modeling.features import DERIVED_WIDTH, derive_features  # noqa: E402
 from tickml.registry import ModelRegistry  # noqa: E402
@@ -82,7 +83,7 @@ CANDIDATES = {"lleaves": lleaves_scorer, "tl2cgen": tl2cgen_scorer,
 
 def main() -> None:
     settings = get_settings()
-    model = ModelRegistry(settings.models_dir).load_production()
+    model = load_production(ModelRegistry(settings.models_dir))
     test = schema.as_feature_matrix(load_split(settings, "test"))
     batch, one = test[:BATCH_ROWS].copy(), test[:1].copy()
     expected = model.predict_proba(test)

@@ -23,7 +23,8 @@ SCRIPTS = ROOT / "compose" / "kapacitor"
 SERVICE_FIXTURES = frozenset({"server", "make_server", "stream", "native", "dashboard_run",
                               "notebook_env", "sharded", "api_replicas"})
 #: Modules whose tests start services themselves.
-SERVICE_MODULES = frozenset({"test_up_down.py", "test_bench.py", "test_soak.py"})
+SERVICE_MODULES = frozenset({"test_up_down.py", "test_bench.py", "test_soak.py",
+                             "test_mlserver.py"})
 #: Folders whose every test starts services (the Docker stack's end-to-end tests).
 SERVICE_FOLDERS = frozenset({"docker"})
 SMALL_ROWS = 60_000  # about 100 frauds: enough to learn, fast to train

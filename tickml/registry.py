@@ -30,14 +30,16 @@ What a load checks before anything is unpickled:
   hashed, compared with the sidecar's sha256 and unpickled, so a file swapped or
   rewritten during the load is refused or has no effect.
 
-The compiled scorer (`tickml.modeling.fastpath`) is held to the same rules: its sha256
-and size are in the sidecar, it is read once through the same no-follow opens, and the
-hashed bytes are the bytes loaded. It is only a faster form of the pipeline: one that is
-missing is built at load (and cached when the folder is writable); one that is changed,
-built for another platform or compiler, or that scores differently from the pipeline is
-never used, and the pipeline serves with the reason in `LoadedModel.scoring`.
+The compiled scorer (`fastpath.zip`, made by `tickml.modeling.fastpath`) is stored and
+read under the same rules: its sha256 and size are in the sidecar, it is read once
+through the same no-follow opens, and the hashed bytes are the bytes handed back. The
+registry never compiles, checks or runs it, and imports nothing of `tickml.modeling`:
+it stores bytes and says whether they are the ones recorded. Turning a version into the
+model that serves (the pipeline, and the compiled scorer when it may stand in for it)
+is `tickml.loader`'s; registering a trained model with its compiled scorer is
+`tickml.modeling.register`'s.
 
-Notebooks, the API and the CLI go through this module; nothing else opens model files.
+Everything that opens model files goes through this module.
 """
 
 from __future__ import annotations
@@ -53,7 +55,7 @@ import re
 import stat
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as package_version
@@ -61,20 +63,17 @@ from pathlib import Path
 from typing import Any
 
 import joblib
-import numpy as np
-import pandas as pd
 
 from tickml import schema
 from tickml.files import write_bytes_atomically, write_json_atomically
-from tickml.modeling import fastpath
-from tickml.modeling.fastpath import FastScorer
 
 log = logging.getLogger(__name__)
 
 POINTER = "production.json"
 ARTIFACT = "model.joblib"
 METADATA = "metadata.json"
-FASTPATH = fastpath.ARTEFACT
+#: The compiled scorer's file in a version folder (`tickml.modeling.fastpath` writes it).
+FASTPATH = "fastpath.zip"
 #: The sidecar's record of the compiled scorer: its file, or why there is none.
 FASTPATH_KEY = "fastpath"
 _FASTPATH_LOCK = ".fastpath.lock"
@@ -127,75 +126,22 @@ class ModelRef:
 
 
 @dataclass(frozen=True)
-class LoadedModel:
-    """A verified, unpickled model with its metadata: it scores, checks and names itself.
+class StoredModel:
+    """A version's pipeline, unpickled from the verified bytes, and its checked sidecar."""
 
-    `fast` is the compiled scorer that serves in the pipeline's place when there is one
-    (checked equal to it); `scoring` says which path serves, and why (`/model` shows it).
-    """
-
+    ref: ModelRef
     pipeline: Any
     metadata: dict[str, Any]
-    fast: FastScorer | None = None
-    scoring: dict[str, Any] = field(default_factory=lambda: {
-        "path": "pipeline", "reason": "loaded without the registry's compiled scorer"})
-
-    @property
-    def ref(self) -> ModelRef:
-        return ModelRef(self.metadata["name"], int(self.metadata["version"]))
-
-    @property
-    def threshold(self) -> float:
-        return float(self.metadata["threshold"])
-
-    def predict_proba(self, rows: pd.DataFrame | np.ndarray) -> np.ndarray:
-        """Fraud probability per row (a frame by column name, or a schema-order matrix).
-
-        Returns a float64 array, empty for no rows.
-        """
-        matrix = schema.as_feature_matrix(rows)
-        if len(matrix) == 0:
-            return np.empty(0)
-        if self.fast is not None:
-            return self.fast.predict_matrix(matrix)
-        return self.pipeline_proba(matrix)
-
-    def pipeline_proba(self, rows: pd.DataFrame | np.ndarray) -> np.ndarray:
-        """Fraud probability per row through the pipeline itself, never the compiled form."""
-        matrix = schema.as_feature_matrix(rows)
-        if len(matrix) == 0:
-            return np.empty(0)
-        return np.asarray(self.pipeline.predict_proba(matrix)[:, 1], dtype=np.float64)
-
-    def check(self) -> None:
-        """Raise ValueError unless the model takes schema rows and returns probabilities."""
-        columns = self.metadata.get("columns")
-        if columns != list(schema.FEATURES):
-            raise ValueError(f"its columns {columns} are not the schema's {list(schema.FEATURES)}")
-        if not 0.0 <= self.threshold <= 1.0:
-            raise ValueError(f"its threshold {self.threshold} is not a probability")
-        probabilities = self.predict_proba(np.zeros((2, len(schema.FEATURES))))
-        if probabilities.shape != (2,) or not np.all((probabilities >= 0) & (probabilities <= 1)):
-            raise ValueError(f"it returned {probabilities!r} for two rows, not two probabilities")
-
-    def summary(self) -> dict[str, Any]:
-        """Name, version and threshold: what every prediction response names."""
-        ref = self.ref
-        return {"name": ref.name, "version": ref.version, "threshold": self.threshold}
 
 
 class ModelRegistry:
     """Versioned model artifacts under one directory, read without following links."""
 
-    def __init__(self, root: Path, *, verification_split: Path | None = None) -> None:
+    def __init__(self, root: Path) -> None:
         """Args:
             root: the registry folder.
-            verification_split: the prepared test split (a parquet file) that checks a
-                compiled scorer built at load; without it, or when it cannot be read,
-                `fastpath.deterministic_rows()` check it.
         """
         self.root = Path(root)
-        self.verification_split = verification_split
 
     # -- writing -------------------------------------------------------------------------
     def register(
@@ -209,14 +155,18 @@ class ModelRegistry:
         seed: int,
         data_sha256: str,
         extra: dict[str, Any] | None = None,
-        verification_rows: pd.DataFrame | np.ndarray | None = None,
+        fastpath: bytes | None = None,
+        fastpath_record: dict[str, Any] | None = None,
     ) -> ModelRef:
         """Save `pipeline` as the next version of `name` and return its reference.
 
-        When the pipeline has a compiled form it is built, checked against the pipeline
-        on `verification_rows` (default: `fastpath.deterministic_rows()`) and saved as
-        `fastpath.zip` beside the artifact; the sidecar records its sha256, compiler and
-        the comparison, or why the pipeline serves instead.
+        Args:
+            fastpath: the compiled scorer's bytes, saved as `fastpath.zip` beside the
+                artifact with their sha256 and size in the sidecar; the registry stores
+                them as given (`tickml.modeling.register` builds and checks them).
+            fastpath_record: what the sidecar says about the compiled scorer besides
+                its file (compiler, comparison), or why there is none. Without either,
+                the sidecar says nothing and the loader builds the scorer at first load.
 
         Raises:
             RegistryError: a bad name, `extra` naming a key the registry owns, or the
@@ -232,13 +182,10 @@ class ModelRegistry:
         joblib.dump(pipeline, buffer)
         data = buffer.getvalue()
         _write_new_file(self.path(ref) / ARTIFACT, data)
-        rows = (fastpath.deterministic_rows() if verification_rows is None
-                else schema.as_feature_matrix(verification_rows))
-        scorer, record = _compiled(pipeline, rows, threshold)
-        if scorer is not None:
-            compiled = scorer.to_bytes()
-            _write_new_file(self.path(ref) / FASTPATH, compiled)
-            record = {**_file_record(FASTPATH, compiled), **record}
+        record = dict(fastpath_record or {})
+        if fastpath is not None:
+            _write_new_file(self.path(ref) / FASTPATH, fastpath)
+            record = {**_file_record(FASTPATH, fastpath), **record}
         metadata = {
             "name": name,
             "version": ref.version,
@@ -252,7 +199,7 @@ class ModelRegistry:
             "data_sha256": data_sha256,
             "libraries": library_versions(),
             "artifact": _file_record(ARTIFACT, data),
-            FASTPATH_KEY: record,
+            **({FASTPATH_KEY: record} if record else {}),
             **(extra or {}),
         }
         write_json_atomically(self.path(ref) / METADATA, metadata)
@@ -278,6 +225,43 @@ class ModelRegistry:
         pointer = {"name": ref.name, "version": ref.version,
                    "promoted_at": datetime.now(UTC).isoformat(timespec="seconds")}
         write_json_atomically(self.root / POINTER, pointer)
+
+    def store_fastpath(self, ref: ModelRef, data: bytes, record: dict[str, Any]) -> None:
+        """Save a compiled scorer built after registration, and record it in the sidecar.
+
+        Args:
+            data: the scorer's bytes, written atomically as `fastpath.zip`.
+            record: what the sidecar says about it besides its file, sha256 and size.
+
+        Raises:
+            OSError: the version folder cannot be written (a read-only `models/`).
+        """
+        write_bytes_atomically(self.path(ref) / FASTPATH, data)
+        metadata = self.metadata(ref)
+        metadata[FASTPATH_KEY] = {**_file_record(FASTPATH, data), **record}
+        write_json_atomically(self.path(ref) / METADATA, metadata)
+
+    @contextmanager
+    def fastpath_lock(self, ref: ModelRef) -> Iterator[bool]:
+        """Hold the version folder's lock for building its compiled scorer.
+
+        Concurrent loaders (gunicorn workers) take turns: the first builds and stores,
+        the others read what it stored. Yields False, holding nothing, when the lock
+        file cannot be created (a read-only `models/`) or is a link, which is not
+        followed: the caller then builds in memory and stores nothing.
+        """
+        try:
+            lock = os.open(self.path(ref) / _FASTPATH_LOCK,
+                           os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0),
+                           0o644)
+        except OSError:
+            yield False
+            return
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            yield True
+        finally:
+            os.close(lock)
 
     # -- reading -------------------------------------------------------------------------
     def path(self, ref: ModelRef) -> Path:
@@ -327,12 +311,32 @@ class ModelRegistry:
         except RegistryError as exc:
             raise RegistryError(f"the production pointer {POINTER} is refused: {exc}") from None
 
+    def require_production(self) -> ModelRef:
+        """The production version; RegistryError saying how to get one when there is none."""
+        ref = self.production()
+        if ref is None:
+            raise RegistryError(
+                f"no production model in {self.root}: run `tickml train` (it promotes "
+                "its model) or `tickml models promote NAME VERSION`"
+            )
+        return ref
+
     def verify(self, ref: ModelRef) -> dict[str, Any]:
         """Check the artifact's sha256 against its metadata; return the metadata."""
         return self._verified_artifact(ref)[0]
 
-    def load(self, ref: ModelRef) -> LoadedModel:
-        """Read the artifact once, verify those bytes, then unpickle the same bytes."""
+    def load_pipeline(self, ref: ModelRef) -> StoredModel:
+        """Read the artifact once, verify those bytes, then unpickle the same bytes.
+
+        This is the pipeline alone, as training reads a registered model back; a model
+        to serve comes from `tickml.loader`, which adds the compiled scorer.
+
+        Raises:
+            IntegrityError: the artifact is missing or not the bytes recorded.
+            UnsafeEntryError: a link or a non-plain entry on the way.
+            RegistryError: the sidecar is refused, or the artifact does not unpickle
+                to a classifier.
+        """
         metadata, data = self._verified_artifact(ref)
         try:
             pipeline = joblib.load(io.BytesIO(data))
@@ -340,123 +344,24 @@ class ModelRegistry:
             raise RegistryError(f"{ref}: the artifact could not be loaded: {exc!r}") from exc
         if not hasattr(pipeline, "predict_proba"):
             raise RegistryError(f"{ref}: the artifact is not a classifier (no predict_proba)")
-        fast, scoring = self._fast_scorer(ref, metadata, pipeline)
-        return LoadedModel(pipeline, metadata, fast, scoring)
+        return StoredModel(ref, pipeline, metadata)
 
-    def load_production(self) -> LoadedModel:
-        """Load the production model, verified."""
-        ref = self.production()
-        if ref is None:
-            raise RegistryError(
-                f"no production model in {self.root}: run `tickml train` (it promotes "
-                "its model) or `tickml models promote NAME VERSION`"
-            )
-        return self.load(ref)
+    def read_fastpath(self, ref: ModelRef, record: dict[str, Any]) -> bytes:
+        """The compiled scorer's bytes the sidecar records, read once and checked.
 
-    # -- the compiled scorer ---------------------------------------------------------------
-    def _fast_scorer(self, ref: ModelRef, metadata: dict[str, Any],
-                     pipeline: Any) -> tuple[FastScorer | None, dict[str, Any]]:
-        """The compiled scorer that may serve `ref`, and what `LoadedModel.scoring` says.
+        Args:
+            record: the sidecar's `fastpath` entry (`file`, `sha256`, `bytes`).
 
-        A recorded `fastpath.zip` is read like the artifact and checked again on the
-        deterministic rows; any refusal leaves the pipeline serving, with the reason.
-        Without a recorded file (an older model, or compilation failed at register) the
-        scorer is built here.
+        Raises:
+            FileNotFoundError: the file does not exist.
+            IntegrityError: its size or sha256 differs from the record.
+            UnsafeEntryError: it or a folder on the way is a link or not a plain entry.
+            RegistryError: the record names another file, or no valid size and sha256.
         """
-        if fastpath.lightgbm_booster(pipeline) is None:
-            return None, {"path": "pipeline", "reason": fastpath.no_form_reason(pipeline)}
-        record = metadata.get(FASTPATH_KEY)
-        if isinstance(record, dict) and "file" in record:
-            try:
-                return self._saved_fast_scorer(ref, record, pipeline, metadata)
-            except FileNotFoundError:
-                log.warning("%s: %s is missing; building the compiled scorer", ref, FASTPATH)
-            except Exception as exc:  # changed, foreign or unequal: never trusted
-                reason = f"{FASTPATH} refused: {exc}"
-                log.error("%s: %s; the pipeline serves", ref, reason)
-                return None, {"path": "pipeline", "reason": reason}
-        return self._built_fast_scorer(ref, pipeline, float(metadata["threshold"]))
-
-    def _saved_fast_scorer(self, ref: ModelRef, record: dict[str, Any], pipeline: Any,
-                           metadata: dict[str, Any]) -> tuple[FastScorer, dict[str, Any]]:
         if record.get("file") != FASTPATH:
             raise RegistryError(f"the sidecar names {record.get('file')!r}; only {FASTPATH} "
                                 "in the version folder is ever loaded")
-        scorer = FastScorer.from_bytes(self._read_recorded(ref, record))
-        if not scorer.built_from(pipeline):
-            raise fastpath.FastPathIntegrityError("it was compiled from another booster")
-        check = scorer.verify(pipeline, fastpath.deterministic_rows(), metadata["threshold"])
-        recorded = record.get("verification", {})
-        return scorer, {**scorer.describe(), "source": FASTPATH,
-                        "max_abs_difference": recorded.get("max_abs_difference"),
-                        "rows_verified": recorded.get("rows"),
-                        "load_check": {"rows": check.rows,
-                                       "max_abs_difference": check.max_abs_difference}}
-
-    def _built_fast_scorer(self, ref: ModelRef, pipeline: Any,
-                           threshold: float) -> tuple[FastScorer | None, dict[str, Any]]:
-        """Build, check and use the compiled scorer; cache it when the folder is writable.
-
-        A lock file in the version folder makes concurrent loaders (gunicorn workers)
-        take turns: the first builds and caches, the others load its file.
-        """
-        try:
-            lock = os.open(self.path(ref) / _FASTPATH_LOCK,
-                           os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0),
-                           0o644)
-        except OSError:  # a read-only models folder (the API's mount): build in memory
-            return self._build_in_memory(pipeline, threshold)
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            record = self.metadata(ref).get(FASTPATH_KEY)
-            if isinstance(record, dict) and "file" in record:  # another loader cached it
-                try:
-                    return self._saved_fast_scorer(ref, record, pipeline, self.metadata(ref))
-                except Exception as exc:  # rebuilt from the pipeline below
-                    log.warning("%s: the cached %s is refused (%s); rebuilding", ref,
-                                FASTPATH, exc)
-            scorer, scoring = self._build_in_memory(pipeline, threshold)
-            if scorer is not None:
-                self._cache(ref, scorer, scoring)
-            return scorer, scoring
-        finally:
-            os.close(lock)
-
-    def _build_in_memory(self, pipeline: Any,
-                         threshold: float) -> tuple[FastScorer | None, dict[str, Any]]:
-        scorer, record = _compiled(pipeline, self._verification_rows(), threshold)
-        if scorer is None:
-            return None, record
-        verification = record["verification"]
-        return scorer, {**scorer.describe(), "source": "built at load",
-                        "max_abs_difference": verification["max_abs_difference"],
-                        "rows_verified": verification["rows"]}
-
-    def _cache(self, ref: ModelRef, scorer: FastScorer, scoring: dict[str, Any]) -> None:
-        """Save `scorer` beside the artifact and record it; a failure only costs the cache."""
-        try:
-            data = scorer.to_bytes()
-            write_bytes_atomically(self.path(ref) / FASTPATH, data)
-            metadata = self.metadata(ref)
-            metadata[FASTPATH_KEY] = {
-                **_file_record(FASTPATH, data), **scorer.describe(),
-                "libraries": scorer.manifest["libraries"],
-                "verification": {"rows": scoring["rows_verified"],
-                                 "max_abs_difference": scoring["max_abs_difference"]}}
-            write_json_atomically(self.path(ref) / METADATA, metadata)
-            scoring["source"] = f"built at load, cached as {FASTPATH}"
-        except OSError as exc:
-            log.warning("%s: the compiled scorer serves but is not cached: %s", ref, exc)
-
-    def _verification_rows(self) -> np.ndarray:
-        """The test split when it can be read, else the deterministic rows."""
-        if self.verification_split is not None:
-            try:
-                return schema.as_feature_matrix(pd.read_parquet(self.verification_split))
-            except (OSError, ValueError) as exc:
-                log.info("the test split %s cannot be read (%s); checking on the "
-                         "deterministic rows", self.verification_split, exc)
-        return fastpath.deterministic_rows()
+        return self._read_recorded(ref, record)
 
     # -- verified reads -------------------------------------------------------------------
     def _verified_artifact(self, ref: ModelRef) -> tuple[dict[str, Any], bytes]:
@@ -615,26 +520,6 @@ def _checked_sidecar(ref: ModelRef, metadata: Any) -> dict[str, Any]:
 def _file_record(name: str, data: bytes) -> dict[str, Any]:
     """A sidecar entry for a file of the version folder: its name, sha256 and size."""
     return {"file": name, "sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
-
-
-def _compiled(pipeline: Any, rows: np.ndarray,
-              threshold: float) -> tuple[FastScorer | None, dict[str, Any]]:
-    """The pipeline's compiled scorer checked on `rows`, or None, and its sidecar record.
-
-    Any failure to compile or to match the pipeline is a reason to keep the pipeline
-    path, never an error: the pipeline is the model.
-    """
-    try:
-        scorer = fastpath.build_fast_scorer(pipeline)
-        if scorer is None:
-            return None, {"path": "pipeline", "reason": fastpath.no_form_reason(pipeline)}
-        verification = scorer.verify(pipeline, rows, threshold)
-    except Exception as exc:  # a compiler failure of any kind means "no compiled form"
-        log.warning("the compiled scorer is not used: %r", exc)
-        return None, {"path": "pipeline", "reason": f"compilation or verification failed: "
-                      f"{exc}"}
-    return scorer, {**scorer.describe(), "libraries": scorer.manifest["libraries"],
-                    "verification": verification.as_dict()}
 
 
 def library_versions() -> dict[str, str]:

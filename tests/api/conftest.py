@@ -14,7 +14,8 @@ import requests
 from tickml import schema
 from tickml.config import Settings
 from tickml.data.prepare import load_split
-from tickml.registry import LoadedModel, ModelRegistry
+from tickml.loader import LoadedModel, load_production
+from tickml.registry import ModelRegistry
 from tickml.stack.process import Service
 from tickml.stack.programs import api_program, free_port
 from tickml.stack.services import start_program
@@ -88,8 +89,8 @@ def server(small_project: Settings, tmp_path_factory: pytest.TempPathFactory) ->
 
 @pytest.fixture(scope="session")
 def model(server: Server) -> LoadedModel:
-    """The served model, loaded in the test process through the registry."""
-    return server.registry.load_production()
+    """The served model, loaded in the test process through the loader."""
+    return load_production(server.registry)
 
 
 @pytest.fixture(scope="session")

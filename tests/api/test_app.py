@@ -14,6 +14,7 @@ from tickml import schema
 from tickml.api import create_app
 from tickml.api.holder import ModelHolder
 from tickml.config import Settings
+from tickml.modeling.register import register_model
 from tickml.registry import ModelRegistry
 from tickml.stack.programs import TICKML
 
@@ -92,8 +93,8 @@ def test_the_holder_looks_at_the_pointer_at_most_once_per_interval(
     holder = ModelHolder(registry.root, reload_interval=5.0, clock=clock)
     first = holder.current()
     assert first is not None
-    ref = registry.register(first.pipeline, name=first.ref.name, threshold=0.4, metrics={},
-                            params={}, seed=0, data_sha256="")
+    ref = register_model(registry, first.pipeline, name=first.ref.name, threshold=0.4,
+                         metrics={}, params={}, seed=0, data_sha256="")
     registry.promote(ref)
     clock.now = 4.9
     assert holder.current() is first  # not due yet: the old model, no file access

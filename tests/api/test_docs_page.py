@@ -25,7 +25,7 @@ from selenium.webdriver.support.ui import Select, WebDriverWait
 from tests.api.conftest import MAX_INSTANCES, Server, copy_registry, start_api
 from tickml.api import openapi, sample
 from tickml.config import Settings
-from tickml.registry import LoadedModel
+from tickml.loader import LoadedModel
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"

@@ -16,7 +16,7 @@ from tickml import schema
 from tickml.api import create_app, sample
 from tickml.api.cors import parse_origins
 from tickml.config import Settings
-from tickml.registry import LoadedModel
+from tickml.loader import LoadedModel
 
 N = len(schema.FEATURES)
 ORDER = ", ".join(schema.FEATURES)

@@ -11,7 +11,7 @@ import requests
 
 from tests.api.conftest import MAX_BODY_BYTES, MAX_INSTANCES, Server, as_matrix
 from tickml import schema
-from tickml.registry import LoadedModel
+from tickml.loader import LoadedModel
 
 
 def test_batch_scores_equal_the_registry_models_own(server: Server, model: LoadedModel,

@@ -19,7 +19,7 @@ import pytest
 from tests.api.conftest import Server
 from tests.conftest import ROOT
 from tickml.api import sample
-from tickml.registry import LoadedModel
+from tickml.loader import LoadedModel
 
 MARKER = "<!-- tests/api/test_readme_examples.py runs the commands of the next block -->"
 README_PORT = "localhost:5000"

@@ -14,6 +14,8 @@ import requests
 from tests.api.conftest import Server, copy_registry
 from tickml.config import Settings
 from tickml.files import write_json_atomically
+from tickml.loader import load
+from tickml.modeling.register import register_model
 from tickml.registry import ARTIFACT, POINTER, ModelRef, ModelRegistry
 
 
@@ -76,10 +78,10 @@ def serving(server: Server) -> ModelRef:
 
 def register_copy(registry: ModelRegistry, source: ModelRef, threshold: float) -> ModelRef:
     """A new version: the pipeline of `source` under a different threshold."""
-    current = registry.load(source)
-    return registry.register(current.pipeline, name=current.ref.name, threshold=threshold,
-                             metrics=current.metadata["metrics"], params={}, seed=0,
-                             data_sha256=current.metadata["data_sha256"])
+    current = load(registry, source)
+    return register_model(registry, current.pipeline, name=current.ref.name,
+                          threshold=threshold, metrics=current.metadata["metrics"], params={},
+                          seed=0, data_sha256=current.metadata["data_sha256"])
 
 
 def versions_seen_by_ready(server: Server, polls: int = 12) -> set[int]:

@@ -7,7 +7,7 @@ import pytest
 import requests
 
 from tests.api.conftest import Server, as_matrix
-from tickml.registry import LoadedModel
+from tickml.loader import LoadedModel
 
 
 @pytest.fixture

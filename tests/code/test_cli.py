@@ -13,6 +13,7 @@ from tickml.data.prepare import REAL_FILE
 from tickml.data.synthetic import generate_transactions
 from tickml.data.transactions import write_transactions
 from tickml.kapacitor import TASKS
+from tickml.loader import load_production
 from tickml.registry import ModelRegistry
 
 TICKML = shutil.which("tickml")
@@ -58,7 +59,7 @@ def test_prepare_then_train_leaves_a_loadable_production_model(tmp_path: Path) -
     trained = run_tickml("train", "--seed", "5", root=tmp_path)
     assert "average_precision" in trained.stdout
     assert "is now the production model" in trained.stderr
-    model = ModelRegistry(tmp_path / "models").load_production()
+    model = load_production(ModelRegistry(tmp_path / "models"))
     assert model.ref.name == "fraud-lgbm"
     listed = run_tickml("models", "list", root=tmp_path).stdout
     assert "fraud-lgbm" in listed and "yes" in listed

@@ -18,7 +18,8 @@ PROJECT = "tickml-e2e"
 #: Services that run once and exit 0; every other one keeps running.
 ONE_SHOT = {"users", "trainer", "tasks"}
 #: Every profile of docker-compose.yml, so `ps`, `exec` and `down` reach every service.
-ALL_PROFILES = ("--profile", "dashboards", "--profile", "shard-2", "--profile", "shard-3",
+ALL_PROFILES = ("--profile", "dashboards", "--profile", "mlserver", "--profile", "shard-2",
+                "--profile", "shard-3",
                 "--profile", "shard-4")
 PORT_VARIABLES = ("INFLUXDB_PORT", "KAPACITOR_PORT", "API_PORT", "JUPYTER_PORT",
                   "GRAFANA_PORT", "CHRONOGRAF_PORT")

@@ -23,6 +23,7 @@ from tickml.bench.soak import transaction_outcomes
 from tickml.config import Settings
 from tickml.data.prepare import load_split
 from tickml.influx import InfluxError
+from tickml.loader import load_production
 from tickml.modeling.train import train_default_model
 from tickml.registry import ModelRef, ModelRegistry
 from tickml.rescore import find_unscored
@@ -168,7 +169,7 @@ def test_the_stack_trains_on_the_hosts_dataset_into_the_hosts_models_folder(
 def test_predict_on_the_published_port_gives_the_registry_models_probabilities(
     stack: ComposeStack,
 ) -> None:
-    model = ModelRegistry(Settings(root=stack.directory).models_dir).load_production()
+    model = load_production(ModelRegistry(Settings(root=stack.directory).models_dir))
     rows = load_split(Settings(root=stack.directory), "test").head(25)
     instances = rows[list(schema.FEATURES)].to_dict(orient="records")
     answer = requests.post(f"{stack.url('API_PORT')}/predict", json={"instances": instances},

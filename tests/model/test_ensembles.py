@@ -12,6 +12,7 @@ import pytest
 from tickml import schema
 from tickml.data.prepare import split_transactions
 from tickml.data.synthetic import generate_transactions
+from tickml.loader import load_production
 from tickml.modeling.ensembles import (
     ENSEMBLE,
     SINGLE,
@@ -90,7 +91,7 @@ def test_the_winner_is_registered_promoted_and_loads(data, candidates, tmp_path:
     assert metadata["candidate"] == "soft voting"
     assert metadata["params"]["estimator"] == "VotingClassifier"
     assert metadata["metrics"]["test"]["average_precision"] == final.test["average_precision"]
-    loaded = registry.load_production()
+    loaded = load_production(registry)
     np.testing.assert_allclose(loaded.predict_proba(test), final.test_scores)
     # What the API checks before it serves a model: schema rows in, probabilities out.
     assert loaded.predict_proba(np.zeros((2, len(schema.FEATURES)))).shape == (2,)

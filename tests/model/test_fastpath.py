@@ -15,6 +15,7 @@ from sklearn.ensemble import VotingClassifier
 from tickml import schema
 from tickml.config import Settings
 from tickml.data.prepare import load_split
+from tickml.loader import LoadedModel, load_production
 from tickml.modeling.ensembles import as_pipeline
 from tickml.modeling.fastpath import (
     ARTEFACT,
@@ -26,12 +27,12 @@ from tickml.modeling.fastpath import (
 )
 from tickml.modeling.features import SECONDS_PER_DAY, derive_features
 from tickml.modeling.pipeline import build_pipeline
-from tickml.registry import LoadedModel, ModelRegistry
+from tickml.registry import ModelRegistry
 
 
 @pytest.fixture(scope="module")
 def model(small_registry: ModelRegistry) -> LoadedModel:
-    return small_registry.load_production()
+    return load_production(small_registry)
 
 
 @pytest.fixture(scope="module")

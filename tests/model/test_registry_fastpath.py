@@ -16,8 +16,9 @@ from tickml import schema
 from tickml.config import Settings
 from tickml.data.prepare import load_split
 from tickml.files import write_json_atomically
+from tickml.loader import LoadedModel, load_production
 from tickml.modeling.fastpath import TOLERANCE
-from tickml.registry import FASTPATH, FASTPATH_KEY, METADATA, LoadedModel, ModelRegistry
+from tickml.registry import FASTPATH, FASTPATH_KEY, METADATA, ModelRegistry
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +49,7 @@ def assert_serves_like_the_pipeline(model: LoadedModel, rows: np.ndarray) -> Non
 
 def test_the_trained_model_serves_compiled_and_equal_on_the_whole_test_split(
         small_registry: ModelRegistry, test_split: np.ndarray) -> None:
-    model = small_registry.load_production()
+    model = load_production(small_registry)
     assert model.scoring["path"] == "compiled" and model.scoring["source"] == FASTPATH
     assert model.scoring["rows_verified"] == len(test_split)
     served, expected = model.predict_proba(test_split), model.pipeline_proba(test_split)
@@ -76,7 +77,7 @@ def test_a_changed_fastpath_file_is_refused_and_the_pipeline_serves(
     data = bytearray(artefact.read_bytes())
     data[len(data) // 2] ^= 0x01
     artefact.write_bytes(bytes(data))
-    model = registry.load_production()
+    model = load_production(registry)
     assert model.fast is None and model.scoring["path"] == "pipeline"
     assert "does not match its recorded size and sha256" in model.scoring["reason"]
     assert np.array_equal(model.predict_proba(test_split), model.pipeline_proba(test_split))
@@ -88,7 +89,7 @@ def test_a_symlinked_fastpath_file_is_not_followed(registry: ModelRegistry,
     elsewhere = tmp_path / "elsewhere.zip"
     shutil.move(artefact, elsewhere)  # the very bytes recorded, but behind a link
     artefact.symlink_to(elsewhere)
-    model = registry.load_production()
+    model = load_production(registry)
     assert model.fast is None and "symbolic link" in model.scoring["reason"]
     assert model.check() is None
 
@@ -101,7 +102,7 @@ def test_a_fastpath_file_built_by_another_compiler_is_refused(
     metadata = sidecar(registry)  # recorded as if registered so: only the version differs
     metadata[FASTPATH_KEY].update(sha256=hashlib.sha256(data).hexdigest(), bytes=len(data))
     write_json_atomically(folder / METADATA, metadata)
-    model = registry.load_production()
+    model = load_production(registry)
     assert model.fast is None and "rebuild it" in model.scoring["reason"]
 
 
@@ -113,13 +114,13 @@ def test_an_older_model_builds_its_scorer_at_first_load_and_caches_it(
     del metadata[FASTPATH_KEY]  # as registered before the compiled path existed
     write_json_atomically(folder / METADATA, metadata)
 
-    first = registry.load_production()
+    first = load_production(registry)
     assert first.scoring["path"] == "compiled"
     assert first.scoring["source"] == f"built at load, cached as {FASTPATH}"
     assert_serves_like_the_pipeline(first, test_split)
     assert (folder / FASTPATH).is_file() and FASTPATH_KEY in sidecar(registry)
 
-    again = registry.load_production()
+    again = load_production(registry)
     assert again.scoring["source"] == FASTPATH
     assert np.array_equal(again.predict_proba(test_split), first.predict_proba(test_split))
 
@@ -127,7 +128,7 @@ def test_an_older_model_builds_its_scorer_at_first_load_and_caches_it(
 def test_a_missing_fastpath_file_is_rebuilt_from_the_pipeline(
         registry: ModelRegistry, test_split: np.ndarray) -> None:
     (version_folder(registry) / FASTPATH).unlink()
-    model = registry.load_production()
+    model = load_production(registry)
     assert model.scoring["path"] == "compiled" and "built at load" in model.scoring["source"]
     assert_serves_like_the_pipeline(model, test_split)
 
@@ -136,7 +137,7 @@ def test_the_first_load_build_checks_on_the_test_split_when_given(
         registry: ModelRegistry, small_project: Settings, test_split: np.ndarray) -> None:
     (version_folder(registry) / FASTPATH).unlink()
     split = small_project.processed_dir / "test.parquet"
-    model = ModelRegistry(registry.root, verification_split=split).load_production()
+    model = load_production(registry, verification_split=split)
     assert model.scoring["rows_verified"] == len(test_split)
 
 
@@ -147,7 +148,7 @@ def test_without_a_usable_lock_file_the_scorer_is_built_in_memory_only(
     # A link planted as the lock is not followed, as a read-only models folder refuses
     # the lock: either way nothing is written and the scorer still serves.
     (folder / ".fastpath.lock").symlink_to(tmp_path / "target")
-    model = registry.load_production()
+    model = load_production(registry)
     assert model.scoring["source"] == "built at load"
     assert model.scoring["rows_verified"] == 2_000  # the deterministic rows
     assert_serves_like_the_pipeline(model, test_split)
@@ -156,7 +157,7 @@ def test_without_a_usable_lock_file_the_scorer_is_built_in_memory_only(
 
 def test_a_pipeline_loaded_outside_the_registry_says_so(
         small_registry: ModelRegistry) -> None:
-    model = small_registry.load_production()
+    model = load_production(small_registry)
     bare = LoadedModel(model.pipeline, model.metadata)
     assert bare.scoring["path"] == "pipeline" and bare.fast is None
     assert np.array_equal(bare.predict_proba(np.zeros((3, 30))),

@@ -9,6 +9,7 @@ import pytest
 from tickml import schema
 from tickml.config import Settings
 from tickml.data.prepare import load_split
+from tickml.loader import load_production
 from tickml.modeling.evaluate import (
     best_f1_threshold,
     classification_report,
@@ -23,7 +24,7 @@ from ..conftest import SMALL_MODEL_PARAMS
 
 
 def test_small_model_scores_far_above_the_base_rate(small_registry: ModelRegistry) -> None:
-    model = small_registry.load_production()
+    model = load_production(small_registry)
     report = model.metadata["metrics"]["test"]
     assert report["average_precision"] > 20 * report["base_rate"]
     assert report["average_precision"] > 0.5
@@ -33,7 +34,7 @@ def test_small_model_scores_far_above_the_base_rate(small_registry: ModelRegistr
 def test_reported_metrics_match_the_model_on_the_test_split(
     small_project: Settings, small_registry: ModelRegistry
 ) -> None:
-    model = small_registry.load_production()
+    model = load_production(small_registry)
     test = load_split(small_project, "test")
     report = classification_report(test[schema.LABEL], model.predict_proba(test), model.threshold)
     recorded = dict(model.metadata["metrics"]["test"])
@@ -52,7 +53,7 @@ def test_same_seed_gives_the_same_model(small_project: Settings) -> None:
 
 def test_fraud_like_shift_raises_the_score(small_registry: ModelRegistry, small_project) -> None:
     """Direction check: moving a legit row towards the fraud profile raises its score."""
-    model = small_registry.load_production()
+    model = load_production(small_registry)
     legit = load_split(small_project, "test").query(f"{schema.LABEL} == 0").head(200).copy()
     shifted = legit.copy()
     shifted[["V14", "V12", "V10", "V17"]] -= 6.0
@@ -61,7 +62,7 @@ def test_fraud_like_shift_raises_the_score(small_registry: ModelRegistry, small_
 
 
 def test_extra_columns_and_column_order_do_not_change_scores(small_registry, small_project):
-    model = small_registry.load_production()
+    model = load_production(small_registry)
     rows = load_split(small_project, "test").head(50)
     shuffled = rows[list(reversed(rows.columns))].assign(transaction_id="x")
     np.testing.assert_array_equal(model.predict_proba(rows), model.predict_proba(shuffled))

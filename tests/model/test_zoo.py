@@ -14,6 +14,7 @@ from sklearn.utils.validation import check_is_fitted
 from tickml import schema
 from tickml.data.prepare import split_transactions
 from tickml.data.synthetic import generate_transactions
+from tickml.loader import load
 from tickml.modeling import zoo
 from tickml.registry import ModelRegistry
 
@@ -148,7 +149,7 @@ def test_registered_unpromoted_and_picked_as_members(results, data, tmp_path: Pa
     meta = found["SVC"][1]
     assert meta["subsample"] is True and meta["fit_rows"] == len(data.small)
     assert meta["tuner"] == "hyperopt" and meta["notebook"] == "03"
-    loaded = registry.load(refs["logistic regression"])
+    loaded = load(registry, refs["logistic regression"])
     np.testing.assert_allclose(loaded.predict_proba(data.validation),
                                results["logistic regression"].best.scores)
 

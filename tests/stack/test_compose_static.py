@@ -52,7 +52,7 @@ def test_dockerfiles_pass_hadolint_without_docker(dockerfile: Path) -> None:
 
 def test_the_expected_services_exist() -> None:
     expected = {"influxdb", "kapacitor", "chronograf", "grafana", "api", "udf", "generator",
-                "trainer", "tasks", "watchdog", "jupyter"}
+                "trainer", "tasks", "watchdog", "jupyter", "mlserver"}
     assert expected <= set(SERVICES)
 
 
@@ -149,8 +149,10 @@ def test_grafana_comes_from_the_repository_grafana_still_publishes() -> None:
 def test_the_dashboards_are_a_profile_up_sh_can_leave_out() -> None:
     dashboards = {name for name, s in SERVICES.items() if s.get("profiles") == ["dashboards"]}
     assert dashboards == {"grafana", "chronograf"}
-    assert "--profile dashboards" in (ROOT / "down.sh").read_text(), \
-        "down.sh stops the dashboards too"
+    assert SERVICES["mlserver"]["profiles"] == ["mlserver"]
+    down = (ROOT / "down.sh").read_text()
+    assert "--profile dashboards" in down, "down.sh stops the dashboards too"
+    assert "--profile mlserver" in down, "down.sh stops MLServer too"
 
 
 def test_every_extra_shard_is_a_kapacitor_with_its_own_agent_state_and_socket() -> None:
@@ -231,6 +233,7 @@ def test_readme_ports_match_compose() -> None:
     for service, variable, default in (("influxdb", "INFLUXDB_PORT", 8086),
                                        ("kapacitor", "KAPACITOR_PORT", 9092),
                                        ("api", "API_PORT", 5000),
+                                       ("mlserver", "MLSERVER_PORT", 8080),
                                        ("grafana", "GRAFANA_PORT", 3000),
                                        ("chronograf", "CHRONOGRAF_PORT", 8888),
                                        ("jupyter", "JUPYTER_PORT", 10000)):
@@ -325,3 +328,29 @@ def test_the_users_service_gets_every_login_tickml_users_reads() -> None:
     environment = SERVICES["users"]["environment"]
     for prefix in StackLogins.PREFIXES.values():
         assert {f"{prefix}_USER", f"{prefix}_PASSWORD"} <= set(environment), prefix
+
+
+def option(argv: list[str], name: str) -> str:
+    """The value that follows `name` in a command line."""
+    return argv[argv.index(name) + 1]
+
+
+def test_mlserver_serves_on_the_port_it_publishes_and_is_healthy_when_ready() -> None:
+    """The profile runs `tickml mlserver serve`: settings written into the container's
+    /tmp (models/ is read-only), then `mlserver start`, listening on every interface of
+    the container on the port compose publishes and the healthcheck asks."""
+    mlserver = SERVICES["mlserver"]
+    argv = mlserver["command"]
+    assert argv[:3] == ["tickml", "mlserver", "serve"] and argv[3].startswith("/tmp/")
+    assert option(argv, "--host") == "0.0.0.0"
+    port = option(argv, "--http-port")
+    assert option(argv, "--grpc-port") != port
+    assert mlserver["ports"] == [f"${{BIND_ADDRESS:-127.0.0.1}}:${{MLSERVER_PORT:-8080}}:{port}"]
+    probe = " ".join(mlserver["healthcheck"]["test"])
+    assert f"http://127.0.0.1:{port}/v2/health/ready" in probe
+    assert "./models:/app/models:ro" in mlserver["volumes"]
+    assert mlserver["depends_on"]["trainer"]["condition"] == "service_completed_successfully"
+    dockerfile = (ROOT / "compose" / "tickml" / "Dockerfile").read_text()
+    assert re.search(rf"^EXPOSE .*\b{port}\b", dockerfile, re.MULTILINE)
+    assert "tickml.serving.mlserver" in dockerfile, "the image build imports the runtime"
+    assert "mlserver" in (ROOT / "Makefile").read_text().split("\nlock:", 1)[1].split("\n\n")[0]

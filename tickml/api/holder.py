@@ -21,7 +21,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from tickml.registry import POINTER, LoadedModel, ModelRegistry, RegistryError
+from tickml.loader import LoadedModel, load
+from tickml.registry import POINTER, ModelRegistry, RegistryError
 
 log = logging.getLogger(__name__)
 _UNSEEN = object()  # the pointer signature before the first check
@@ -49,7 +50,7 @@ class ModelHolder:
         on_refuse: called after each refused model.
         clock: monotonic clock, replaceable in tests.
         verification_split: the prepared test split, which checks a compiled scorer
-            built at load (see `ModelRegistry`).
+            built at load (see `tickml.loader.load`).
     """
 
     def __init__(self, models_dir: Path, reload_interval: float,
@@ -57,7 +58,8 @@ class ModelHolder:
                  on_refuse: Callable[[], None] | None = None,
                  clock: Callable[[], float] = time.monotonic,
                  verification_split: Path | None = None) -> None:
-        self.registry = ModelRegistry(models_dir, verification_split=verification_split)
+        self.registry = ModelRegistry(models_dir)
+        self.verification_split = verification_split
         self.reload_interval = reload_interval
         self._on_change = on_change
         self._on_refuse = on_refuse
@@ -146,7 +148,7 @@ class ModelHolder:
             self.refusal = None  # back to the model in service: nothing is refused any more
             return
         try:
-            model = self.registry.load(ref)
+            model = load(self.registry, ref, verification_split=self.verification_split)
             model.check()
         except Exception as exc:  # any failure means this model must not serve
             self._refuse(str(ref), str(exc))

@@ -14,7 +14,7 @@ from tickml.api.errors import ApiError, json_response
 from tickml.api.limits import read_body
 from tickml.api.metrics import CONTENT_TYPE
 from tickml.api.state import api_state, require_model
-from tickml.registry import LoadedModel
+from tickml.loader import LoadedModel
 
 bp = Blueprint("api", __name__)
 

@@ -9,7 +9,7 @@ from flask import current_app
 from tickml.api.errors import ApiError
 from tickml.api.holder import ModelHolder
 from tickml.api.metrics import Metrics
-from tickml.registry import LoadedModel
+from tickml.loader import LoadedModel
 
 
 @dataclass(frozen=True)

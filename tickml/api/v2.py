@@ -22,7 +22,7 @@ from tickml.api.errors import ApiError, json_response
 from tickml.api.limits import read_body
 from tickml.api.state import api_state, require_model
 from tickml.api.validation import FLOAT64_LIMIT, N_FEATURES, check_number, parse_json, show
-from tickml.registry import LoadedModel
+from tickml.loader import LoadedModel
 
 bp = Blueprint("v2", __name__, url_prefix="/v2")
 

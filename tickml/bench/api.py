@@ -25,6 +25,7 @@ from tickml import schema
 from tickml.api import validation
 from tickml.config import Settings
 from tickml.data.synthetic import generate_transactions
+from tickml.loader import load_production
 from tickml.registry import ModelRegistry
 from tickml.stack.programs import api_program, free_port
 from tickml.stack.services import start_program
@@ -36,7 +37,7 @@ CONCURRENCY = (1, 8, 32)
 def run_benchmark(settings: Settings, *, requests_per_level: int, batches: int, workers: int,
                   threads: int, worker_class: str) -> dict[str, Any]:
     """Measure in-process scoring, then the API, and return every figure."""
-    model = ModelRegistry(settings.models_dir).load_production()
+    model = load_production(ModelRegistry(settings.models_dir))
     matrix = sample_matrix(BATCH_ROWS)
     results: dict[str, Any] = {
         "model": str(model.ref),

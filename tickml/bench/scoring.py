@@ -2,7 +2,7 @@
 
 Three paths are timed: `pipeline` (`LoadedModel` scoring through the pipeline, as it
 did before the compiled path), `fast_path` (the bare compiled scorer) and `served`
-(`LoadedModel.predict_proba` as the registry loads it, which is what the API calls).
+(`LoadedModel.predict_proba` as the loader gives it, which is what the API calls).
 """
 
 from __future__ import annotations
@@ -19,8 +19,9 @@ import numpy as np
 
 from tickml.bench.api import BATCH_ROWS, sample_matrix, timings
 from tickml.config import Settings
+from tickml.loader import LoadedModel, load_production
 from tickml.modeling.fastpath import build_fast_scorer
-from tickml.registry import LoadedModel, ModelRegistry
+from tickml.registry import ModelRegistry
 
 #: Targets of the fast path: one row in at most 30 µs, 1,000 rows at 1M rows/s or more.
 TARGET_SINGLE_ROW_US = 30.0
@@ -35,9 +36,8 @@ def run_scoring_benchmark(settings: Settings, *, rounds: int = 3, single_calls: 
     other on the same rows, so every ratio compares figures taken moments apart on a
     shared machine.
     """
-    model = ModelRegistry(settings.models_dir,
-                          verification_split=settings.processed_dir / "test.parquet"
-                          ).load_production()
+    model = load_production(ModelRegistry(settings.models_dir),
+                            verification_split=settings.processed_dir / "test.parquet")
     started = time.perf_counter()
     fast = build_fast_scorer(model.pipeline)
     build_seconds = time.perf_counter() - started
@@ -116,7 +116,7 @@ def summarise(rounds: list[dict[str, Any]]) -> dict[str, Any]:
 def format_table(results: dict[str, Any]) -> str:
     """The rounds as a Markdown table, then the targets.
 
-    `served` is `LoadedModel.predict_proba` as the registry loads the model; its
+    `served` is `LoadedModel.predict_proba` as the loader loads the model; its
     speed-up is against `LoadedModel` on the pipeline path.
     """
     lines = ["| round | load | clock | pipeline 1 row µs | fast 1 row µs | served 1 row µs | "

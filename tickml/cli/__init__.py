@@ -12,7 +12,7 @@ from typing import Annotated
 
 import typer
 
-from tickml.cli import api, bench, data, models, stack, stream
+from tickml.cli import api, bench, data, mlserver, models, stack, stream
 
 app = typer.Typer(
     help="tickml: train a fraud model, serve it, and score a live stream on the TICK stack.",
@@ -23,6 +23,7 @@ app.add_typer(data.data_app, name="data")
 app.add_typer(models.models_app, name="models")
 app.add_typer(bench.bench_app, name="bench")
 app.command("serve")(api.serve)
+app.add_typer(mlserver.mlserver_app, name="mlserver")
 app.command("udf")(stream.udf)
 app.add_typer(stream.tasks_app, name="tasks")
 app.command("watchdog")(stream.watchdog)

@@ -37,6 +37,7 @@ from tickml.modeling.evaluate import (
 )
 from tickml.modeling.features import TransactionFeatures
 from tickml.modeling.pipeline import DEFAULT_PARAMS
+from tickml.modeling.register import register_model
 from tickml.registry import ModelRef, ModelRegistry
 from tickml.schema import as_feature_matrix
 
@@ -260,8 +261,8 @@ def register_final(registry: ModelRegistry, final: FinalModel, *, name: str, see
     A running API swaps to a promoted model by itself, without a restart.
     """
     estimator = final.pipeline.named_steps["model"]
-    ref = registry.register(
-        final.pipeline, name=name, threshold=final.threshold,
+    ref = register_model(
+        registry, final.pipeline, name=name, threshold=final.threshold,
         metrics={"test": final.test, "validation": final.validation},
         params=describe(estimator), seed=seed, data_sha256=data_sha256,
         extra={"candidate": final.name, "threshold_rule": "best F1 on validation",

@@ -24,6 +24,7 @@ import ctypes
 import hashlib
 import io
 import json
+import logging
 import os
 import tempfile
 import zipfile
@@ -39,9 +40,12 @@ import numpy as np
 from tickml import schema
 from tickml.files import write_bytes_atomically
 from tickml.modeling.features import DERIVED_WIDTH, TransactionFeatures, derive_features
+from tickml.registry import FASTPATH
 
-#: The file a compiled scorer is saved as, beside the model artifact.
-ARTEFACT = "fastpath.zip"
+log = logging.getLogger(__name__)
+
+#: The file a compiled scorer is saved as, beside the model artifact (the registry's name).
+ARTEFACT = FASTPATH
 #: Largest difference allowed between the fast path's probabilities and the pipeline's.
 TOLERANCE = 1e-9
 #: Layout of the zip file; a different one is rebuilt, not read.
@@ -122,6 +126,28 @@ def build_fast_scorer(pipeline: Any) -> FastScorer | None:
         "tolerance": TOLERANCE,
     }
     return FastScorer(model, manifest, {_BOOSTER: text, _OBJECT: object_code})
+
+
+def compile_checked(pipeline: Any, rows: np.ndarray,
+                    threshold: float) -> tuple[FastScorer | None, dict[str, Any]]:
+    """`pipeline`'s compiled scorer checked on `rows`, or None, and the sidecar's record.
+
+    The record names the compiler, its libraries and the comparison (`verification`);
+    without a scorer it says why the pipeline serves. Any failure to compile or to match
+    the pipeline is a reason to keep the pipeline path, never an error: the pipeline is
+    the model.
+    """
+    try:
+        scorer = build_fast_scorer(pipeline)
+        if scorer is None:
+            return None, {"path": "pipeline", "reason": no_form_reason(pipeline)}
+        verification = scorer.verify(pipeline, rows, threshold)
+    except Exception as exc:  # a compiler failure of any kind means "no compiled form"
+        log.warning("the compiled scorer is not used: %r", exc)
+        return None, {"path": "pipeline", "reason": f"compilation or verification failed: "
+                      f"{exc}"}
+    return scorer, {**scorer.describe(), "libraries": scorer.manifest["libraries"],
+                    "verification": verification.as_dict()}
 
 
 def no_form_reason(pipeline: Any) -> str:

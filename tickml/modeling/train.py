@@ -20,6 +20,7 @@ from tickml.modeling.evaluate import (
     precision_target_threshold,
 )
 from tickml.modeling.pipeline import DEFAULT_PARAMS, build_pipeline
+from tickml.modeling.register import register_model
 from tickml.registry import ModelRef, ModelRegistry
 from tickml.schema import as_feature_matrix
 
@@ -130,7 +131,8 @@ def train_default_model(
                               on_iteration=on_iteration)
     step("register the model")
     registry = ModelRegistry(settings.models_dir)
-    ref = registry.register(
+    ref = register_model(
+        registry,
         fitted.pipeline,
         name=name,
         threshold=fitted.threshold,

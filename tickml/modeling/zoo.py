@@ -35,6 +35,7 @@ from tickml import schema
 from tickml.modeling.ensembles import as_pipeline, describe
 from tickml.modeling.evaluate import best_f1_threshold, classification_report
 from tickml.modeling.pipeline import DEFAULT_PARAMS
+from tickml.modeling.register import register_model
 from tickml.modeling.tuning import SEARCH_SPACE
 from tickml.notebook import limit_rows
 from tickml.registry import ModelRef, ModelRegistry
@@ -415,8 +416,8 @@ def register_zoo(registry: ModelRegistry, results: list[ZooResult], data: ZooDat
         fitted, family = result.best, result.family
         threshold = best_f1_threshold(y_val, fitted.scores)
         rows = data.rows_for(family)
-        refs[family.name] = registry.register(
-            fitted.pipeline, name=family.registry_name, threshold=threshold,
+        refs[family.name] = register_model(
+            registry, fitted.pipeline, name=family.registry_name, threshold=threshold,
             metrics={"validation": classification_report(y_val, fitted.scores, threshold)},
             params=describe(_final_step(fitted.pipeline)), seed=seed,
             data_sha256=data_sha256,
@@ -470,7 +471,7 @@ def zoo_members(registry: ModelRegistry, *, count: int = 3,
             continue
         ranked.append((metadata["metrics"]["validation"]["average_precision"], name, ref))
     ranked.sort(key=lambda item: item[0], reverse=True)
-    return {name: clone(registry.load(ref).pipeline.named_steps["model"])
+    return {name: clone(registry.load_pipeline(ref).pipeline.named_steps["model"])
             for _, name, ref in ranked[:count]}
 
 
