@@ -21,6 +21,9 @@ Usage: ./up.sh [--local] [--shards N] [--with-jupyter] [--without-dashboards] [-
   --shards N            spread the stream over N Kapacitor + agent pairs through one
                         InfluxDB subscription in ANY mode (default: SHARDS in .env, 1;
                         up to 4 with Docker); a changed count takes effect on this start
+  --backend NAME        Docker: the model server the agents score against, tickml (its
+                        API, the default: BACKEND in .env) or mlserver (MLServer's V2
+                        endpoint, serving the same production model)
   --with-jupyter        native only: also start JupyterLab on port 10000 (Docker always does)
   --without-dashboards  Docker only: start everything but Grafana and Chronograf
 
@@ -37,6 +40,7 @@ local_mode=0
 jupyter_flag=""
 dashboards=1
 shards_flag=""
+backend_flag=""
 while [ $# -gt 0 ]; do
     case "$1" in
         --local) local_mode=1 ;;
@@ -44,6 +48,8 @@ while [ $# -gt 0 ]; do
         --without-dashboards) dashboards=0 ;;
         --shards) [ $# -ge 2 ] || die "--shards needs a number"; shards_flag="$2"; shift ;;
         --shards=*) shards_flag="${1#--shards=}" ;;
+        --backend) [ $# -ge 2 ] || die "--backend needs tickml or mlserver"; backend_flag="$2"; shift ;;
+        --backend=*) backend_flag="${1#--backend=}" ;;
         -h|--help) usage; exit 0 ;;
         *) usage >&2; die "unknown option: $1" ;;
     esac
@@ -250,6 +256,20 @@ choose_shards() {
     export SHARDS
 }
 
+# choose_backend: the agents' model server, and the URL they score at (MLServer's V2
+# endpoint names the production model, read from models/production.json).
+choose_backend() {
+    BACKEND="${backend_flag:-${BACKEND:-tickml}}"
+    case "$BACKEND" in
+        tickml) export SCORING_URL="" ;;
+        mlserver)
+            local model
+            model="$(sed -n 's/.*"name": *"\([^"]*\)".*/\1/p' models/production.json 2>/dev/null | head -n1)"
+            export SCORING_URL="http://mlserver:8080/v2/models/${model:-fraud-lgbm}/infer" ;;
+        *) die "BACKEND (or --backend) is tickml or mlserver, not '$BACKEND'" ;;
+    esac
+}
+
 # shard_environment: what Compose needs to run SHARDS shards.
 shard_environment() {
     local n urls="http://kapacitor:9092"
@@ -286,6 +306,8 @@ up_docker() {
     fi
     local n
     for n in $(seq 2 "$SHARDS"); do profiles+=(--profile "shard-$n"); done
+    choose_backend
+    [ "$BACKEND" = mlserver ] && profiles+=(--profile mlserver)
     check_ports_free "${ports[@]}"
     check_disk_space
     remove_extra_shards

@@ -81,6 +81,9 @@ class Settings:
     # The model API its clients (the agent, rescore) call: tickml's API, or an Open
     # Inference Protocol endpoint .../v2/models/<name>/infer.
     api_url: str = "http://127.0.0.1:5000"
+    # What the agent and rescore score against: tickml's API (empty: api_url), or any
+    # Open Inference Protocol V2 endpoint, e.g. MLServer's .../v2/models/<name>/infer.
+    scoring_url: str = ""
     # Seconds between the clients' look-ups of api_url's host name, whose every address
     # (each replica of a scaled service) gets batches in turn.
     api_resolve_interval: float = 5.0
@@ -121,6 +124,11 @@ class Settings:
             object.__setattr__(self, "kapacitor_scripts", self.root / "compose" / "kapacitor")
         if self.udf_socket is None:
             object.__setattr__(self, "udf_socket", self.run_dir / "fraud.sock")
+
+    @property
+    def score_url(self) -> str:
+        """The URL the agent and rescore score transactions at."""
+        return self.scoring_url or self.api_url
 
     @property
     def sharded(self) -> bool:

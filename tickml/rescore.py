@@ -168,7 +168,7 @@ def rescore_range(settings: Settings, start_ns: int, end_ns: int) -> RescoreRepo
     """`rescore` against the settings' services, with the scoring task's threshold."""
     threshold = task_threshold(settings)
     influx = influx_for(settings)
-    api = PredictClient(settings.api_url, timeout=10.0, retry_for=30.0,
+    api = PredictClient(settings.score_url, timeout=10.0, retry_for=30.0,
                         resolve_interval=settings.api_resolve_interval)
     try:
         return rescore(influx, api, start_ns, end_ns, threshold=threshold)

@@ -367,6 +367,22 @@ def test_back_to_one_shard_kapacitor_subscribes_by_itself_and_scores_live(
                             "test_back_to_one_shard_kapacitor_subscribes_by_itself")
 
 
+def test_the_agents_score_against_mlserver_with_backend_mlserver(stack: ComposeStack) -> None:
+    fault_ns = time.time_ns()
+    up = stack.script("up.sh", "--without-dashboards", "--backend", "mlserver", timeout=900)
+    try:
+        assert up.returncode == 0, up.stdout[-3000:] + up.stderr[-3000:]
+        assert stack.services()["mlserver"]["Health"] == "healthy"
+        api_before = rows_scored(stack, 1)
+        assert_live_again_after(stack, fault_ns, "the agents moved to MLServer",
+                                "test_the_agents_score_against_mlserver_with_backend_mlserver")
+        assert rows_scored(stack, 1) == api_before, "the stream went to MLServer, not the API"
+    finally:
+        back = stack.script("up.sh", "--without-dashboards", "--backend", "tickml",
+                            timeout=900)
+        assert back.returncode == 0, back.stdout[-3000:] + back.stderr[-3000:]
+
+
 def test_the_generator_accounts_for_every_transaction(stack: ComposeStack) -> None:
     stack.compose("stop", "generator", timeout=120)
     logs = stack.compose("logs", "--no-log-prefix", "generator").stdout

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,8 +12,7 @@ import pytest
 from tickml import schema
 from tickml.config import Settings
 from tickml.influx import InfluxClient, influx_for
-from tickml.stack.native import NativeStack
-from tickml.stack.programs import free_port, short_socket_path
+from tickml.stack.native import NativeStack, throwaway_environment
 from tickml.stack.users import StackLogins
 
 from .goroutines import digest, dump_goroutines
@@ -21,23 +21,11 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def native_environment(directory: Path, project: Settings) -> dict[str, str]:
-    """TICKML_* variables for a stack in `directory`, reusing a prepared project."""
-    influx, kapacitor, api = free_port(), free_port(), free_port()
-    return {
-        "TICKML_ROOT": str(directory),
-        "TICKML_DATA_DIR": str(project.data_dir),
-        "TICKML_MODELS_DIR": str(project.models_dir),
-        "TICKML_KAPACITOR_SCRIPTS": str(ROOT / "compose" / "kapacitor"),
-        "TICKML_INFLUX_URL": f"http://127.0.0.1:{influx}",
-        "TICKML_KAPACITOR_URL": f"http://127.0.0.1:{kapacitor}",
-        "TICKML_API_BIND": f"127.0.0.1:{api}",
-        "TICKML_API_URL": f"http://127.0.0.1:{api}",
-        "TICKML_UDF_SOCKET": str(short_socket_path(directory)),
-        "TICKML_ALERT_LOG": str(directory / "alerts.log"),
-        "TICKML_WATCHDOG_INTERVAL": "0.5",
-        "TICKML_API_RELOAD_INTERVAL": "0.5",
-        **StackLogins.generated().environment(),  # as ./up.sh exports .env's logins
-    }
+    """TICKML_* variables for a stack in `directory`, reusing a prepared project, with a
+    quick watchdog and model reload."""
+    project = dataclasses.replace(project, kapacitor_scripts=ROOT / "compose" / "kapacitor")
+    return {**throwaway_environment(directory, project, StackLogins.generated()),
+            "TICKML_WATCHDOG_INTERVAL": "0.5", "TICKML_API_RELOAD_INTERVAL": "0.5"}
 
 
 @pytest.fixture(scope="module")

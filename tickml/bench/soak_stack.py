@@ -22,12 +22,11 @@ from tickml import schema
 from tickml.config import Settings
 from tickml.data.prepare import load_split
 from tickml.generator import transaction_lines
-from tickml.influx import InfluxClient, WriteRefused, influx_for
+from tickml.influx import InfluxClient, InfluxError, WriteRefused, influx_for
 from tickml.kapacitor import KapacitorClient, kapacitor_for
 from tickml.modeling.train import train_default_model
 from tickml.registry import ModelRef, ModelRegistry
-from tickml.stack.native import NativeStack
-from tickml.stack.programs import free_port, short_socket_path
+from tickml.stack.native import NativeStack, throwaway_environment
 from tickml.stack.users import StackLogins
 
 #: Programs whose memory the soak follows, with the processes it samples for each.
@@ -37,25 +36,6 @@ BAD_REASONS = {"string": "non-numeric feature V3", "missing": "missing feature V
                "huge": "out-of-range feature Amount"}
 #: A tag value of 64 KiB: InfluxDB refuses a series key that long at the write.
 LONG_TAG = "x" * 65536
-
-
-def throwaway_environment(directory: Path, project: Settings,
-                          logins: StackLogins) -> dict[str, str]:
-    """TICKML_* variables for a stack in `directory` on free ports, reusing `project`'s data."""
-    influx, kapacitor, api = free_port(), free_port(), free_port()
-    return {
-        "TICKML_ROOT": str(directory),
-        "TICKML_DATA_DIR": str(project.data_dir),
-        "TICKML_MODELS_DIR": str(directory / "models"),
-        "TICKML_KAPACITOR_SCRIPTS": str(project.kapacitor_scripts),
-        "TICKML_INFLUX_URL": f"http://127.0.0.1:{influx}",
-        "TICKML_KAPACITOR_URL": f"http://127.0.0.1:{kapacitor}",
-        "TICKML_API_BIND": f"127.0.0.1:{api}",
-        "TICKML_API_URL": f"http://127.0.0.1:{api}",
-        "TICKML_UDF_SOCKET": str(short_socket_path(directory)),
-        "TICKML_ALERT_LOG": str(directory / "alerts.log"),
-        **logins.environment(),
-    }
 
 
 def registry_with_two_models(project: Settings, settings: Settings) -> ModelRegistry:
@@ -144,15 +124,32 @@ class NativeSoakStack:
         lines[19] = lines[19].replace("source=soak-bad", f"source=soak-bad,note={LONG_TAG}", 1)
         influx = influx_for(self.settings)
         try:
-            influx.write_lines(lines)
-        except WriteRefused:
-            pass  # InfluxDB stored the others, and its subscription forwards what it parsed
+            write_through_outage(influx, lines)
         finally:
             influx.close()
         written = {ids[3]: BAD_REASONS["string"], ids[7]: BAD_REASONS["missing"],
                    ids[11]: BAD_REASONS["huge"]}
         self.bad.update(written)
         return written
+
+
+def write_through_outage(influx: InfluxClient, lines: list[str], patience: float = 60.0) -> None:
+    """Write `lines`, waiting out an InfluxDB that is down (another fault) as a writer would.
+
+    A refusal of some lines (400) is the malformed points' due: InfluxDB stored the
+    others, and its subscription forwards what it parsed.
+    """
+    deadline = time.monotonic() + patience
+    while True:
+        try:
+            influx.write_lines(lines)
+            return
+        except WriteRefused:
+            return
+        except InfluxError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(1)
 
 
 def _with_field(line: str, name: str, literal: str | None) -> str:
@@ -167,7 +164,8 @@ def native_soak_stack(project: Settings, directory: Path, rate: float
                       ) -> Iterator[NativeSoakStack]:
     """The native stack in `directory`, its generator at `rate`, stopped when the block ends."""
     logins = StackLogins.generated()
-    environment = throwaway_environment(directory, project, logins)
+    environment = throwaway_environment(directory, project, logins,
+                                        models_dir=directory / "models")
     saved = {key: os.environ.get(key) for key in environment}
     os.environ.update(environment)  # supervisord and its programs inherit them
     try:

@@ -10,7 +10,7 @@ import typer
 
 from tickml.cli.api import WORKER_CLASSES
 from tickml.cli.output import fail
-from tickml.config import get_settings
+from tickml.config import Settings, get_settings
 
 bench_app = typer.Typer(help="Measure speed; figures go to benchmarks/results/.",
                         no_args_is_help=True)
@@ -41,9 +41,13 @@ def bench_api(
         help="Registry whose production model is measured (default: TICKML_MODELS_DIR).")
     ] = None,
     output: Annotated[Path | None, typer.Option(
-        help="Results file (default: benchmarks/results/api.json under TICKML_ROOT).")
+        help="Results file (default: benchmarks/results/api.json under TICKML_ROOT, "
+             "api-vs-mlserver.json with --against mlserver).")
     ] = None,
     runs: RunsOption = 1,
+    against: Annotated[str | None, typer.Option(
+        help="'mlserver': measure tickml's API beside MLServer (tickml's runtime, the same "
+             "model) with the same client in the same run, instead.")] = None,
 ) -> None:
     """Measure the model API against its floors, measured in the same run.
 
@@ -51,13 +55,17 @@ def bench_api(
     validation plus scoring of the 1,000-row body. Through the API: GET /health, single
     rows at concurrency 1, 8 and 32 (p50, p99, requests/s), batches of 1,000 rows as
     JSON and as a binary V2 tensor (rows/s). Prints a table and each figure over its
-    floor, and writes the figures as JSON.
+    floor, and writes the figures as JSON. With --against mlserver: one row (p50) and
+    1,000-row batches as JSON and binary V2, tickml's API and MLServer side by side.
     """
     _passive_openmp()  # as the server under test does
     from tickml.bench.api import print_results, run_benchmark
     from tickml.bench.runs import format_spread, repeated, write_results
     from tickml.registry import RegistryError
 
+    if against is not None:
+        _versus(against, requests_per_level, batches, models_dir, output)
+        return
     if worker_class not in WORKER_CLASSES:
         raise fail(f"--worker-class must be one of {', '.join(WORKER_CLASSES)}")
     settings = get_settings()
@@ -74,6 +82,29 @@ def bench_api(
     print_results(results)
     if "spread" in results:
         typer.echo(format_spread(results["spread"]))
+    typer.echo(f"wrote {path}", err=True)
+
+
+def _versus(against: str, singles: int, batches: int, models_dir: Path | None,
+            output: Path | None) -> None:
+    """`tickml bench api --against mlserver`."""
+    from tickml.bench.runs import write_results
+    from tickml.bench.versus import format_table, run_versus_mlserver
+    from tickml.registry import RegistryError
+
+    if against != "mlserver":
+        raise typer.BadParameter("the one server to measure against is 'mlserver'",
+                                 param_hint="--against")
+    settings = get_settings()
+    if models_dir is not None:
+        settings = dataclasses.replace(settings, models_dir=models_dir)
+    try:
+        results = run_versus_mlserver(settings, singles, batches)
+    except RegistryError as exc:
+        raise fail(str(exc)) from None
+    path = output or settings.root / "benchmarks" / "results" / "api-vs-mlserver.json"
+    write_results(results, path)
+    typer.echo(format_table(results))
     typer.echo(f"wrote {path}", err=True)
 
 
@@ -126,9 +157,17 @@ def bench_pipeline(
     seconds: Annotated[float, typer.Option(
         min=1, help="Seconds of paced writing at each rate.")] = 10.0,
     output: Annotated[Path | None, typer.Option(
-        help="Results file (default: benchmarks/results/pipeline.json under TICKML_ROOT).")
+        help="Results file (default: benchmarks/results/pipeline.json under TICKML_ROOT; "
+             "pipeline-scaling-BACKEND.json with --shards or --backend).")
     ] = None,
     runs: RunsOption = 1,
+    shards: Annotated[str | None, typer.Option(
+        help="Shard counts to measure in turn, e.g. 1,2: capacity and CPU seconds per 1,000 "
+             "transactions of each stage, instead of the modes below.")] = None,
+    backend: Annotated[str | None, typer.Option(
+        help="The model server the agents score against: 'tickml' (its API) or "
+             "'mlserver' (MLServer's V2 endpoint); implies the per-stage measurement.")
+    ] = None,
 ) -> None:
     """Measure the whole stream (influxd, kapacitord, agent, API) on this machine.
 
@@ -144,6 +183,9 @@ def bench_pipeline(
 
     settings = get_settings()
     ensure_dataset_and_model(settings, 50_000, report=typer.echo)
+    if shards is not None or backend is not None:
+        _scaling(settings, shards or "1", backend or "tickml", burst, rate, seconds, output)
+        return
     results = repeated(lambda: run_pipeline_benchmark(settings, burst, naive_burst, rate,
                                                       high_rate, seconds),
                        runs, "headline", typer.echo)
@@ -152,6 +194,27 @@ def bench_pipeline(
     typer.echo(format_table(results))
     if "spread" in results:
         typer.echo(format_spread(results["spread"]))
+    typer.echo(f"written to {path}")
+
+
+def _scaling(settings: Settings, shards: str, backend: str, burst: int, rate: float, seconds: float,
+             output: Path | None) -> None:
+    """`tickml bench pipeline --shards ... --backend ...`."""
+    from tickml.bench.runs import write_results
+    from tickml.bench.scaling import BACKENDS, format_table, run_scaling_benchmark
+
+    if backend not in BACKENDS:
+        raise typer.BadParameter(f"one of {', '.join(BACKENDS)}", param_hint="--backend")
+    try:
+        counts = [int(n) for n in shards.split(",")]
+    except ValueError:
+        raise typer.BadParameter("shard counts such as 1,2", param_hint="--shards") from None
+    if not counts or min(counts) < 1:
+        raise typer.BadParameter("shard counts from 1", param_hint="--shards")
+    results = run_scaling_benchmark(settings, counts, backend, burst, rate, seconds)
+    path = output or settings.root / "benchmarks" / "results" / f"pipeline-scaling-{backend}.json"
+    write_results(results, path)
+    typer.echo(format_table(results))
     typer.echo(f"written to {path}")
 
 

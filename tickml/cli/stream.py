@@ -25,7 +25,8 @@ def udf(
         "--socket", help="Unix socket to listen on (default: TICKML_UDF_SOCKET, run/fraud.sock)."
     )] = None,
     api_url: Annotated[str | None, typer.Option(
-        help="Model API URL (default: TICKML_API_URL): tickml's API, such as "
+        help="Model API URL (default: TICKML_SCORING_URL, else TICKML_API_URL): tickml's "
+             "API, such as "
              "http://api:5000, whose /predict gets the batches, or an Open Inference "
              "Protocol (V2) endpoint ending in /v2/models/NAME/infer, such as MLServer's. "
              "A TICKscript's .url() overrides it."
@@ -62,7 +63,7 @@ def udf(
 
     settings = get_settings()
     defaults = ScoringOptions(
-        url=api_url or settings.api_url, batch_size=batch_size, max_wait=max_wait_ms / 1000,
+        url=api_url or settings.score_url, batch_size=batch_size, max_wait=max_wait_ms / 1000,
         timeout=timeout, retry_for=retry_for,
         resolve_interval=settings.api_resolve_interval if resolve_interval is None
         else resolve_interval)

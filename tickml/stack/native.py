@@ -35,12 +35,14 @@ from tickml.stack.configs import (
 from tickml.stack.programs import (
     TICKML,
     Program,
+    free_port,
     http_ok,
     kapacitor_config_path,
     pipeline_programs,
     port_of,
     shard_name,
     shard_socket,
+    short_socket_path,
     tickml_env,
 )
 from tickml.stack.users import StackLogins, service_settings
@@ -295,3 +297,24 @@ def _wait_for_exit(pid: int, timeout: float) -> None:
             return
         time.sleep(0.1)
     raise StackError(f"supervisord (pid {pid}) did not exit within {timeout:.0f}s")
+
+
+def throwaway_environment(directory: Path, project: Settings, logins: StackLogins, *,
+                          models_dir: Path | None = None) -> dict[str, str]:
+    """TICKML_* variables for a native stack in `directory` on free ports, with fresh
+    `logins`, reusing `project`'s dataset and TICKscripts (and its models, unless
+    `models_dir` says otherwise)."""
+    influx, kapacitor, api = free_port(), free_port(), free_port()
+    return {
+        "TICKML_ROOT": str(directory),
+        "TICKML_DATA_DIR": str(project.data_dir),
+        "TICKML_MODELS_DIR": str(models_dir or project.models_dir),
+        "TICKML_KAPACITOR_SCRIPTS": str(project.kapacitor_scripts),
+        "TICKML_INFLUX_URL": f"http://127.0.0.1:{influx}",
+        "TICKML_KAPACITOR_URL": f"http://127.0.0.1:{kapacitor}",
+        "TICKML_API_BIND": f"127.0.0.1:{api}",
+        "TICKML_API_URL": f"http://127.0.0.1:{api}",
+        "TICKML_UDF_SOCKET": str(short_socket_path(directory)),
+        "TICKML_ALERT_LOG": str(directory / "alerts.log"),
+        **logins.environment(),  # as ./up.sh exports .env's logins
+    }

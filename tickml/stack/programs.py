@@ -125,6 +125,18 @@ def api_program(settings: Settings, *extra_args: str, ready_path: str = "/ready"
                    url=settings.api_url)
 
 
+def mlserver_program(settings: Settings, folder: Path, http_port: int, grpc_port: int,
+                     model: str) -> Program:
+    """MLServer serving the registry's production model through tickml's runtime
+    (`tickml mlserver serve`), ready once it says `model` is ready."""
+    url = f"http://127.0.0.1:{http_port}"
+    command = [TICKML, "mlserver", "serve", str(folder), "--models-dir",
+               str(settings.models_dir), "--http-port", str(http_port), "--grpc-port",
+               str(grpc_port)]
+    return Program("mlserver", command, lambda: http_ok(f"{url}/v2/models/{model}/ready"),
+                   timeout=180, url=url)
+
+
 def shard_name(name: str, shard: int) -> str:
     """A shard's program or file name: `udf` for the first shard, `udf-2` for the second."""
     return name if shard == 0 else f"{name}-{shard + 1}"
@@ -139,7 +151,7 @@ def udf_program(settings: Settings, shard: int = 0) -> Program:
     """`tickml udf` on the shard's socket, ready once the socket accepts connections."""
     socket_path = shard_socket(settings.udf_socket, shard)
     return Program(shard_name("udf", shard), [TICKML, "udf", "--socket", str(socket_path),
-                                              "--api-url", settings.api_url],
+                                              "--api-url", settings.score_url],
                    lambda: socket_accepts(socket_path))
 
 

@@ -21,6 +21,7 @@ from tickml.kapacitor import (
     kapacitor_for,
     shard_clients,
 )
+from tickml.registry import ModelRegistry
 from tickml.stack.configs import (
     InfluxConfig,
     KapacitorConfig,
@@ -34,6 +35,7 @@ from tickml.stack.programs import (
     free_port,
     influx_program,
     kapacitor_config_path,
+    mlserver_program,
     pipeline_programs,
     port_of,
     shard_name,
@@ -168,6 +170,15 @@ def local_settings(settings: Settings, directory: Path, api_workers: int,
     )
 
 
+def mlserver_backend(settings: Settings, directory: Path) -> tuple[Program, Settings]:
+    """MLServer on free ports for `settings`' registry, and the settings scoring there."""
+    model = ModelRegistry(settings.models_dir).require_production().name
+    program = mlserver_program(settings, directory / "mlserver", free_port(), free_port(),
+                               model)
+    return program, dataclasses.replace(
+        settings, scoring_url=f"{program.url}/v2/models/{model}/infer")
+
+
 @contextmanager
 def local_pipeline(
     settings: Settings,
@@ -177,6 +188,7 @@ def local_pipeline(
     api_workers: int = 1,
     allowed_api_paths: Iterable[str] = (),
     shards: int = 1,
+    backend: str = "tickml",
 ) -> Iterator[LocalPipeline]:
     """Start the whole stream for `settings`' model and define tickml's tasks.
 
@@ -185,8 +197,9 @@ def local_pipeline(
     pipeline's API, or that API's URL followed by one of `allowed_api_paths` (such as
     its V2 endpoint, `/v2/models/<name>/infer`), which join TICKML_UDF_ALLOWED_URLS.
     With `shards` above 1 the stream runs on that many Kapacitor + agent pairs, fed by
-    tickml's ANY subscription. Services start in dependency order and are stopped when
-    the block ends, whatever happens inside it.
+    tickml's ANY subscription. With `backend` "mlserver" the agents and rescore score
+    against MLServer's V2 endpoint (the API runs too). Services start in dependency order
+    and are stopped when the block ends, whatever happens inside it.
     """
     logins = StackLogins.generated()
     settings = service_settings(local_settings(settings, directory, api_workers, shards),
@@ -210,8 +223,15 @@ def local_pipeline(
     for shard, kapacitor in enumerate(kapacitors):
         write_config(kapacitor_config_path(directory, shard), kapacitor.render())
         kapacitor.udf_socket.unlink(missing_ok=True)
-    programs = {p.name: p for p in pipeline_programs(settings, logins, influx, kapacitors,
-                                                      directory, overrides)}
+    model_server = None
+    if backend == "mlserver":
+        model_server, settings = mlserver_backend(settings, directory)
+    programs = {}
+    for program in pipeline_programs(settings, logins, influx, kapacitors, directory,
+                                     overrides):
+        programs[program.name] = program
+        if program.name == "api" and model_server is not None:
+            programs[model_server.name] = model_server
     pipeline = LocalPipeline(settings, directory, programs, {}, logins, overrides)
     try:
         for name in programs:
