@@ -11,7 +11,7 @@ STAMP := $(VENV)/.installed
 
 .PHONY: help
 help: ## List the targets
-	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 $(STAMP): pyproject.toml requirements.lock
 	@echo "==> Python environment in $(VENV)"
@@ -59,12 +59,24 @@ proto: $(STAMP) ## Regenerate tickml/udf/udf_pb2.py from tickml/udf/udf.proto
 .PHONY: setup
 setup: $(STAMP) tick docker browser kserve-sdk ## Install everything the tests need (the parts in parallel)
 
+PYTEST := PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest
+
 .PHONY: test
 test: ## Install what the tests need, lint, and run the whole test suite
 	@# The builds are CPU- and network-bound in turns: run them side by side.
 	$(MAKE) --no-print-directory --jobs=3 --output-sync=target setup
 	$(MAKE) --no-print-directory lint
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest --durations=20
+	@# The Docker end-to-end tests mostly wait on containers: they run beside the others,
+	@# each half's report printed whole when it ends.
+	$(MAKE) --no-print-directory --jobs=2 --output-sync=target test-docker test-native
+
+.PHONY: test-docker
+test-docker: $(STAMP) ## Run the Docker end-to-end tests alone (what `make test` runs beside the rest)
+	$(PYTEST) tests/docker --durations=10
+
+.PHONY: test-native
+test-native: $(STAMP) ## Run every test but the Docker end-to-end ones
+	$(PYTEST) --ignore=tests/docker --durations=20
 
 .PHONY: test-fast
 test-fast: $(STAMP) kserve-sdk ## Lint and run the tests that start no services (quick, no influxd or kapacitord)

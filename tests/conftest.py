@@ -22,7 +22,7 @@ SCRIPTS = ROOT / "compose" / "kapacitor"
 #: Fixtures that start real services: a test that uses one is an integration test.
 SERVICE_FIXTURES = frozenset({"server", "make_server", "stream", "native", "dashboard_run",
                               "notebook_env", "sharded", "api_replicas",
-                              "mlserver_stream"})
+                              "mlserver_stream", "half_swept"})
 #: Modules whose tests start services themselves.
 SERVICE_MODULES = frozenset({"test_up_down.py", "test_bench.py", "test_soak.py",
                              "test_mlserver.py"})
