@@ -126,7 +126,7 @@ def check_database(admin: InfluxClient, database: str) -> list[DestinationCheck]
     """Every destination of every subscription on `database`, checked."""
     return [check_destination(subscription, destination)
             for subscription in list_subscriptions(admin) if subscription.database == database
-            for destination in subscription.destinations]
+            for destination in dict.fromkeys(subscription.destinations)]  # each one once
 
 
 #: Why a subscription was dropped.

@@ -14,6 +14,7 @@ kapacitord and its agent), measured for real:
 from __future__ import annotations
 
 import tempfile
+import threading
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -49,7 +50,8 @@ class ShardResult:
 
 def run_scaling_benchmark(settings: Settings, shard_counts: list[int], backend: str,
                           burst: int, rate: float, seconds: float) -> dict[str, Any]:
-    """Measure each shard count in turn, on a stack of its own; the figures and the machine."""
+    """Measure each shard count in turn, on a stack of its own, then InfluxDB's write
+    ceiling alone; the figures, the capacity model they give, and the machine."""
     rows = load_split(settings, "test")
     results = []
     for shards in shard_counts:
@@ -58,10 +60,57 @@ def run_scaling_benchmark(settings: Settings, shard_counts: list[int], backend: 
                                backend=backend) as pipeline:
             results.append(measure_shards(pipeline, rows, shards, backend, burst, rate,
                                           seconds))
+    ceiling = measure_influx_ceiling(rows, points=max(burst, 100_000))
     return {"backend": backend, "machine_cpus": psutil.cpu_count(),
             "measured_at": time.strftime("%Y-%m-%d %H:%M"),
             "load_average_after": [round(x, 2) for x in psutil.getloadavg()],
-            "results": [asdict(r) for r in results]}
+            "results": [asdict(r) for r in results], "influxd_alone": ceiling,
+            "capacity_model": capacity_model(results[0].cpu_s_per_1000)}
+
+
+def measure_influx_ceiling(rows, points: int, writers: int = 2) -> dict[str, float]:
+    """influxd alone (no subscription): transactions written in batches of 5,000 by
+    `writers` clients at once, as fast as it takes them; points/s and CPU per point."""
+    from tickml.stack.services import start_influxd
+    from tickml.stack.users import StackLogins
+
+    admin = StackLogins.generated().influx_admin
+    with tempfile.TemporaryDirectory(prefix="tickml-ceiling-") as tmp:
+        service, config = start_influxd(Path(tmp), admin)
+        try:
+            clients = [InfluxClient(config.url, "ceiling", username=admin.user,
+                                    password=admin.password, timeout=120)
+                       for _ in range(writers)]
+            clients[0].create_database()
+            share = points // writers
+            batches = [[transaction_lines(rows.sample(5000, replace=True, random_state=i),
+                                          time.time_ns() + i * 10_000_000, {"writer": str(w)})
+                        for i in range(share // 5000)] for w in range(writers)]
+            process = psutil.Process(service.process.pid)
+            cpu_before, started = sum(process.cpu_times()[:2]), time.monotonic()
+            threads = [threading.Thread(target=lambda c=c, b=b: [c.write_lines(x) for x in b])
+                       for c, b in zip(clients, batches, strict=True)]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+            seconds = time.monotonic() - started
+            cpu = sum(process.cpu_times()[:2]) - cpu_before
+        finally:
+            service.stop()
+    written = sum(len(batch) for writer in batches for batch in writer)
+    return {"points": written, "writers": writers, "points_per_s": round(written / seconds),
+            "cpu_s_per_1000_points": round(1000 * cpu / written, 4),
+            "cores_busy": round(cpu / seconds, 2)}
+
+
+def capacity_model(cpu_s_per_1000: dict[str, float], rates: tuple[int, ...] = (10_000, 50_000,
+                   100_000), utilisation: float = 0.7) -> dict[str, dict[str, float]]:
+    """Cores each stage needs at each rate, from its measured CPU per transaction, kept
+    at `utilisation` of each core (headroom for bursts and faults)."""
+    return {f"{rate}_tx_per_s": {stage: round(rate * cpu / 1000 / utilisation, 1)
+                                 for stage, cpu in cpu_s_per_1000.items()}
+            for rate in rates}
 
 
 def measure_shards(pipeline: LocalPipeline, rows, shards: int, backend: str, burst: int,
@@ -129,7 +178,24 @@ def stage_cpu(services: dict[str, Service]) -> dict[str, float]:
 
 
 def format_table(summary: dict[str, Any]) -> str:
-    """The figures as a Markdown table."""
+    """The figures as Markdown tables: per shard count, InfluxDB alone, the capacity model."""
+    ceiling = summary["influxd_alone"]
+    model = summary["capacity_model"]
+    stages = list(STAGES)
+    lines = [format_shards(summary), "",
+             f"influxd alone: {ceiling['points_per_s']:,} points/s from {ceiling['writers']} "
+             f"writers, {ceiling['cpu_s_per_1000_points']:.3f} CPU s per 1,000 points, "
+             f"{ceiling['cores_busy']} cores busy", "",
+             "| cores at 70 % (one shard's costs) | " + " | ".join(stages) + " |",
+             "| ---: |" + " ---: |" * len(stages)]
+    for rate, cores in model.items():
+        lines.append(f"| {rate.split('_')[0]} tx/s | "
+                     + " | ".join(f"{cores[s]}" for s in stages) + " |")
+    return "\n".join(lines)
+
+
+def format_shards(summary: dict[str, Any]) -> str:
+    """The per-shard-count figures as a Markdown table."""
     stages = list(STAGES)
     lines = [f"backend {summary['backend']}, {summary['machine_cpus']} CPUs",
              "| shards | capacity tx/s | " + " | ".join(f"{s} CPU s/1k tx" for s in stages)
