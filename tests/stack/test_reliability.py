@@ -134,6 +134,21 @@ def test_a_refused_subscription_is_noticed_and_mended_by_the_watchdog(
     assert_nothing_lost_after_rescore(native)
 
 
+def test_up_again_while_supervisord_restarts_a_killed_agent_waits_for_it(
+        native: NativeStack) -> None:
+    """./up.sh again in the moment supervisord restarts a program (the soak found it: the
+    start was refused with ALREADY_STARTED and tickml up failed)."""
+    pid = native.call("getProcessInfo", "udf")["pid"]
+    fault_ns = time.time_ns()
+    os.kill(pid, signal.SIGKILL)
+    assert wait_until(lambda: native.call("getProcessInfo", "udf")["statename"]
+                      in ("STARTING", "BACKOFF"), timeout=10, interval=0.02)
+    native.up(report=lambda _: None)
+    assert native.call("getProcessInfo", "udf")["statename"] == "RUNNING"
+    assert_live_again_after(native, fault_ns, "tickml up again while the agent restarts",
+                            "test_up_again_while_supervisord_restarts_a_killed_agent")
+
+
 def test_the_stack_stopped_and_started_again_scores_live(native: NativeStack) -> None:
     """`./down.sh` then `./up.sh --local`: kapacitord's users are made again before it starts."""
     assert wait_until(lambda: scored_count(native) > 20, timeout=60)

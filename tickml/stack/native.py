@@ -48,6 +48,11 @@ from tickml.stack.programs import (
 from tickml.stack.users import StackLogins, service_settings
 
 STATE_DIRS = ("influxdb", "kapacitor")
+#: Process states in which supervisord runs a program or is (re)starting it by itself
+#: (after it died, say): `tickml up` then waits for it rather than starting it again.
+SUPERVISED = frozenset({"RUNNING", "STARTING", "BACKOFF"})
+#: supervisord's XML-RPC fault for starting a program that is already started.
+ALREADY_STARTED = 60
 
 
 class StackError(RuntimeError):
@@ -223,15 +228,24 @@ stdout_logfile_backups = 2
             self._write_configs()
             self._start_supervisord()
         for program in self.programs():
-            if self.call("getProcessInfo", program.name)["statename"] != "RUNNING":
+            state = self.call("getProcessInfo", program.name)["statename"]
+            if state not in SUPERVISED:  # supervisord is not already (re)starting it
                 if program.before_start is not None:
                     program.before_start()
-                self.call("startProcess", program.name, False)
+                self._start(program.name)
             self._wait_ready(program)
             report(f"{program.name}: ready")
             followed_up = program.on_ready() if program.on_ready is not None else None
             if followed_up:
                 report(followed_up)
+
+    def _start(self, name: str) -> None:
+        """Have supervisord start program `name`; one it started meanwhile is as good."""
+        try:
+            self.call("startProcess", name, False)
+        except xmlrpc.client.Fault as fault:
+            if fault.faultCode != ALREADY_STARTED:
+                raise
 
     def _check_ports_free(self) -> None:
         for name, port in self.ports().items():
