@@ -16,12 +16,15 @@ from pathlib import Path
 
 from tests.polling import wait_until
 from tickml import schema
+from tickml.bench.soak import transaction_outcomes
 from tickml.influx import InfluxClient
 
 #: Seconds a transaction may still be on its way through the stream.
 IN_FLIGHT_SECONDS = 5
 #: (test, fault, seconds to live scoring) of every recovery measured, printed at the end.
 RECOVERIES: list[tuple[str, str, float]] = []
+#: Seconds the watchdog's sweep may take to score what the stream lost at a fault.
+SWEEP_SECONDS = 90
 
 
 @dataclass(frozen=True)
@@ -143,3 +146,21 @@ def assert_flagged_are_alerted_once(influx: InfluxClient, alerted: Callable[[], 
     doubled = {tx for tx in flagged if alerts.count(tx) > 1}
     assert not doubled, f"{len(doubled)} flagged transactions raised more than one alert"
     return flagged
+
+
+def exactly_once(influx: InfluxClient, start_ns: int, end_ns: int) -> dict[str, int]:
+    """How the transactions stamped in [start, end) were scored: how many, how many have no
+    scored point, more than one, or one that failed."""
+    outcomes = transaction_outcomes(influx, start_ns, end_ns)
+    return {"transactions": len(outcomes),
+            "missing": sum(o.points == 0 for o in outcomes),
+            "twice": sum(o.points > 1 for o in outcomes),
+            "unscored": sum(o.points == 1 and not o.scored for o in outcomes)}
+
+
+def settled(influx: InfluxClient, start_ns: int, end_ns: int) -> dict[str, int]:
+    """The accounting once the sweep has had its turn: what a fault's instant loses in
+    flight only the sweep gets back, up to half a minute later."""
+    wait_until(lambda: exactly_once(influx, start_ns, end_ns)["missing"] == 0,
+               timeout=SWEEP_SECONDS, interval=3)
+    return exactly_once(influx, start_ns, end_ns)

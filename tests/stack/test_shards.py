@@ -11,9 +11,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.liveness import assert_live_again
+from tests.liveness import assert_live_again, settled
 from tests.polling import wait_until
-from tickml.bench.soak import transaction_outcomes
 from tickml.config import Settings
 from tickml.influx import InfluxClient
 from tickml.kapacitor import SCORING_TASK, shard_clients
@@ -58,21 +57,6 @@ def intake(stack: NativeStack) -> list[int]:
             for client in shard_clients(stack.service_settings)]
 
 
-def exactly_once(stack: NativeStack, start_ns: int, end_ns: int) -> dict[str, int]:
-    outcomes = transaction_outcomes(influx_of(stack), start_ns, end_ns)
-    return {"transactions": len(outcomes),
-            "missing": sum(o.points == 0 for o in outcomes),
-            "twice": sum(o.points > 1 for o in outcomes),
-            "unscored": sum(o.points == 1 and not o.scored for o in outcomes)}
-
-
-def settled(stack: NativeStack, start_ns: int, end_ns: int) -> dict[str, int]:
-    """The accounting once the sweep has scored whatever the stream missed."""
-    wait_until(lambda: exactly_once(stack, start_ns, end_ns)["missing"] == 0, timeout=90,
-               interval=3)
-    return exactly_once(stack, start_ns, end_ns)
-
-
 def test_one_any_subscription_names_both_shards_with_the_writer_login(
         sharded: NativeStack) -> None:
     subscriptions = [s for s in list_subscriptions(admin_of(sharded)) if s.database == "fraud"]
@@ -91,7 +75,7 @@ def test_a_minute_of_the_generator_is_scored_exactly_once_and_spread_over_both_s
     time.sleep(60)
     end_ns = time.time_ns() - 5_000_000_000
     taken = [after - was for after, was in zip(intake(sharded), before, strict=True)]
-    counts = settled(sharded, start_ns, end_ns)
+    counts = settled(influx_of(sharded), start_ns, end_ns)
     assert counts["transactions"] >= RATE * 45
     assert (counts["missing"], counts["twice"], counts["unscored"]) == (0, 0, 0), counts
     assert all(share >= sum(taken) / 3 for share in taken), taken
@@ -109,5 +93,5 @@ def test_a_killed_shard_loses_nothing_and_scores_live_again(
     assert_live_again(influx_of(sharded), start_ns, f"test_a_killed_shard[{program}]",
                       f"{program} of two shards killed")
     end_ns = time.time_ns() - 5_000_000_000
-    counts = settled(sharded, start_ns, end_ns)
+    counts = settled(influx_of(sharded), start_ns, end_ns)
     assert (counts["missing"], counts["twice"], counts["unscored"]) == (0, 0, 0), counts
