@@ -13,6 +13,7 @@ import requests
 
 from tests.api_metrics import V2_INFER_ROUTE, answered
 from tests.conftest import SCRIPTS
+from tests.liveness import alerted_transactions
 from tests.polling import wait_until
 from tickml import schema
 from tickml.generator import transaction_lines
@@ -144,6 +145,28 @@ def test_rescore_takes_the_threshold_the_scoring_task_gives_the_agent(
         assert (rescored[schema.VERDICT] == 1).all(), "rescore flags what the agent would flag"
     finally:
         stream.pipeline.define_tasks(reset=True)  # this test disabled it: enable it again
+        assert stream.wait_task_executing("fraud_scoring", timeout=60)
+
+
+def test_a_fraud_the_sweep_flags_raises_its_alert_once(stream) -> None:
+    """The sweep's scored points reach fraud_alerts through the same subscription as the
+    stream's: a transaction only the sweep scored and flagged is alerted, once."""
+    stream.kapacitor.set_status("fraud_scoring", "disabled")  # leave the run to the sweep
+    try:
+        start = time.time_ns()
+        sent = stream.write("swept-frauds", stream.test_rows.query("Class == 1").head(20))
+        report = rescore_run(stream, start)
+        assert report.rescored == sent
+        swept = stream.scored("swept-frauds")
+        flagged = set(swept.loc[swept[schema.VERDICT] == 1, schema.TRANSACTION_ID])
+        assert flagged, "the model flags some of the known frauds"
+        assert swept[schema.RESCORED].astype(bool).all()
+        alert_log = stream.pipeline.alert_log
+        assert wait_until(lambda: set(alerted_transactions(alert_log)) >= flagged, timeout=30)
+        alerted = alerted_transactions(alert_log)
+        assert {tx: alerted.count(tx) for tx in flagged} == dict.fromkeys(flagged, 1)
+    finally:
+        stream.kapacitor.set_status("fraud_scoring", "enabled")
         assert stream.wait_task_executing("fraud_scoring", timeout=60)
 
 
