@@ -2,27 +2,24 @@
 
 from __future__ import annotations
 
-import json
-import os
 import shutil
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from tickml.influx import InfluxClient
-from tickml.stack.services import free_port
+from tickml.stack.compose import (
+    compose,
+    compose_environment,
+    container_pid,
+    services,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 #: A project name of its own, so the tests never touch a user's `tickml` stack.
 PROJECT = "tickml-e2e"
 #: Services that run once and exit 0; every other one keeps running.
 ONE_SHOT = {"users", "trainer", "tasks"}
-#: Every profile of docker-compose.yml, so `ps`, `exec` and `down` reach every service.
-ALL_PROFILES = ("--profile", "dashboards", "--profile", "mlserver", "--profile", "shard-2",
-                "--profile", "shard-3",
-                "--profile", "shard-4")
-PORT_VARIABLES = ("INFLUXDB_PORT", "KAPACITOR_PORT", "API_PORT", "JUPYTER_PORT",
-                  "GRAFANA_PORT", "CHRONOGRAF_PORT")
 
 
 def copy_repository(destination: Path) -> Path:
@@ -41,15 +38,8 @@ def copy_repository(destination: Path) -> Path:
 def stack_environment(images: dict[str, str], uid: int, gid: int,
                       generator_rate: float) -> dict[str, str]:
     """The caller's environment for ./up.sh: stand-in images, free ports, the host user."""
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("TICKML_", "COMPOSE_")) and k not in PORT_VARIABLES}
-    env.update(images)
-    env.update({name: str(free_port()) for name in PORT_VARIABLES})
-    # Replicas of the API publish the next ports from API_PORT on.
-    env["API_PORT_LAST"] = str(min(int(env["API_PORT"]) + 9, 65535))
-    env.update({"COMPOSE_PROJECT_NAME": PROJECT, "HOST_UID": str(uid), "HOST_GID": str(gid),
-                "GENERATOR_RATE": str(generator_rate)})
-    return env
+    return compose_environment(PROJECT, {**images, "HOST_UID": str(uid), "HOST_GID": str(gid),
+                                         "GENERATOR_RATE": str(generator_rate)})
 
 
 @dataclass
@@ -70,18 +60,11 @@ class ComposeStack:
 
     def compose(self, *args: str, timeout: float = 300,
                 check: bool = True) -> subprocess.CompletedProcess[str]:
-        result = subprocess.run(["docker", "compose", *ALL_PROFILES, *args],
-                                cwd=self.directory, env=self.env, capture_output=True,
-                                text=True, timeout=timeout)
-        if check and result.returncode != 0:
-            raise RuntimeError(f"docker compose {' '.join(args)}: {result.stdout}{result.stderr}")
-        return result
+        return compose(self.directory, self.env, *args, timeout=timeout, check=check)
 
     def services(self) -> dict[str, dict]:
         """`docker compose ps --all` by service: State, Health, ExitCode, ID."""
-        out = self.compose("ps", "--all", "--format", "json").stdout
-        rows = [json.loads(line) for line in out.splitlines() if line.strip()]
-        return {row["Service"]: row for row in rows}
+        return services(self.directory, self.env)
 
     def containers(self) -> list[str]:
         """Every container of the project, running or not, whoever started it."""
@@ -108,10 +91,7 @@ class ComposeStack:
 
     def main_pid(self, service: str, container: str | None = None) -> int:
         """The host pid of a service container's main process (its first, by default)."""
-        container = container or self.services()[service]["ID"]
-        out = subprocess.run(["docker", "inspect", "--format", "{{.State.Pid}}", container],
-                             capture_output=True, text=True, check=True, timeout=60).stdout
-        return int(out)
+        return container_pid(container or self.services()[service]["ID"])
 
     def url(self, port_variable: str) -> str:
         return f"http://127.0.0.1:{self.env[port_variable]}"

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from tickml.stack.compose import PORT_VARIABLES
 from tickml.stack.programs import free_port
 
 from .engine import Engine, docker
-from .stack import PORT_VARIABLES
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = [pytest.mark.docker, pytest.mark.integration]
