@@ -26,7 +26,7 @@ import psutil
 
 from tickml import schema
 from tickml.bench.faults import FAULTS, Planned, SoakTarget, schedule
-from tickml.bench.soak_stack import PROGRAMS, NativeSoakStack, native_soak_stack
+from tickml.bench.soak_stack import PROGRAMS, SoakStack, native_soak_stack
 from tickml.config import Settings
 from tickml.influx import InfluxClient, influx_for
 from tickml.kapacitor import error_line
@@ -85,7 +85,7 @@ class Injected:
 class MemorySampler:
     """Samples each program's resident memory (VmRSS, with its children) every few seconds."""
 
-    target: NativeSoakStack
+    target: SoakStack
     every: float
     samples: dict[str, list[tuple[float, int, float]]] = field(default_factory=dict)
     _stop: threading.Event = field(default_factory=threading.Event)
@@ -116,19 +116,24 @@ class MemorySampler:
 
 
 def run_soak(project: Settings, options: SoakOptions,
-             report: Callable[[str], None] = print) -> dict[str, Any]:
-    """Run a native soak of `project`'s model and data; return its figures and verdict."""
+             report: Callable[[str], None] = print, docker: bool = False) -> dict[str, Any]:
+    """Run a soak of `project`'s model and data on the native stack, or with `docker` on
+    the Compose stack; return its figures and verdict."""
     seconds = options.minutes * 60
     plan = schedule(seconds, options.seed, options.faults_per_minute, list(options.kinds))
     report(f"soak: {seconds:.0f} s at {options.rate:g} transactions/s, {len(plan)} faults "
-           f"(seed {options.seed})")
+           f"(seed {options.seed}, {'Docker' if docker else 'native'} stack)")
+    if docker:
+        from tickml.bench.soak_docker import docker_soak_stack as soak_stack
+    else:
+        soak_stack = native_soak_stack
     with tempfile.TemporaryDirectory(prefix="tickml-soak-") as tmp, \
-            native_soak_stack(project, Path(tmp), options.rate) as soak:
+            soak_stack(project, Path(tmp), options.rate) as soak:
         sampler = MemorySampler(soak, options.sample_seconds).start()
         started_ns = time.time_ns()
         injected = inject_on_schedule(soak, plan, seconds, report)
         bad = soak.bad
-        soak.stack.call("stopProcess", "generator")  # it sends what it still holds first
+        soak.stop_generator()
         ended_ns = time.time_ns()
         sampler.stop()
         influx = influx_for(soak.settings)
@@ -140,6 +145,7 @@ def run_soak(project: Settings, options: SoakOptions,
         finally:
             influx.close()
     results["plan"] = [asdict(p) for p in plan]
+    results["stack"] = "docker" if docker else "native"
     return results
 
 
@@ -224,13 +230,14 @@ def transaction_outcomes(influx: InfluxClient, start_ns: int, end_ns: int) -> li
     return sorted(outcomes, key=lambda o: o.time_ns)
 
 
-def judge(influx: InfluxClient, soak: NativeSoakStack, options: SoakOptions,
+def judge(influx: InfluxClient, soak: SoakStack, options: SoakOptions,
           injected: list[Injected], bad: dict[str, str], start_ns: int, end_ns: int,
           samples: dict[str, list[tuple[float, int, float]]]) -> dict[str, Any]:
     """The soak's figures and its verdict."""
     outcomes = transaction_outcomes(influx, start_ns, end_ns)
     good = [o for o in outcomes if o.id not in bad]
     measure_recoveries(good, injected)
+    logs = soak.collect_logs()
     figures = {
         "options": asdict(options),
         "machine": {"cpus": psutil.cpu_count(), "platform": platform.platform()},
@@ -243,9 +250,9 @@ def judge(influx: InfluxClient, soak: NativeSoakStack, options: SoakOptions,
         "live_share_outside_faults": live_share_outside(good, injected),
         "recovery_seconds": recovery_by_kind(injected),
         "faults": [asdict(record) for record in injected],
-        "udf_connections": udf_connections(soak.pid("kapacitord")),
-        "log_problems": log_problems(soak.logs),
-        "subscription_refusals": _count_in(soak.logs / "influxd.log",
+        "udf_connections": soak.udf_connections(),
+        "log_problems": log_problems(logs),
+        "subscription_refusals": _count_in(logs / "influxd.log",
                                            "invalid subscription token"),
         "memory": memory_trends(samples),
     }
@@ -313,21 +320,6 @@ def marked_bad_points(outcomes: list[Outcome], bad: dict[str, str]) -> dict[str,
              for tx, reason in bad.items()
              if tx not in by_id or by_id[tx].scored or by_id[tx].reason != reason}
     return {"written": len(bad), "marked": len(bad) - len(wrong), "wrong": wrong}
-
-
-def udf_connections(kapacitord_pid: int) -> int:
-    """Unix-domain sockets kapacitord holds: one per UDF node of a running task."""
-    inodes = {line.split()[6] for line in
-              Path("/proc/net/unix").read_text().splitlines()[1:]}
-    count = 0
-    for descriptor in Path(f"/proc/{kapacitord_pid}/fd").iterdir():
-        try:
-            target = descriptor.readlink().name
-        except OSError:
-            continue
-        if target.startswith("socket:[") and target[8:-1] in inodes:
-            count += 1
-    return count
 
 
 def log_problems(logs: Path) -> dict[str, int]:

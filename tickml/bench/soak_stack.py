@@ -13,12 +13,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 import pandas as pd
 import psutil
 
 from tickml import schema
+from tickml.bench.faults import SoakTarget
 from tickml.config import Settings
 from tickml.data.prepare import load_split
 from tickml.generator import transaction_lines
@@ -49,8 +51,58 @@ def registry_with_two_models(project: Settings, settings: Settings) -> ModelRegi
     return registry
 
 
+class SoakStack(SoakTarget, Protocol):
+    """A running stack a soak drives: what the faults need, and what the judging reads."""
+
+    bad: dict[str, str]  # every malformed point written so far: id -> its expected reason
+
+    @property
+    def settings(self) -> Settings:
+        """The stack's settings, logged in as tickml's services."""
+
+    def processes(self, name: str) -> list[psutil.Process]:
+        """Program `name`'s processes (with children), as the host sees them."""
+
+    def stop_generator(self) -> None:
+        """Stop the generator; it sends what it still holds first."""
+
+    def udf_connections(self) -> int:
+        """The UDF connections kapacitord holds now."""
+
+    def collect_logs(self) -> Path:
+        """The folder with every program's log, `<program>.log`, up to now."""
+
+
+class SignalsByPid:
+    """The faults by signal, for a stack that knows each program's main pid (`pid`)."""
+
+    def pid(self, name: str) -> int:
+        raise NotImplementedError
+
+    def processes(self, name: str) -> list[psutil.Process]:
+        """Program `name`'s process and its children (the API's workers)."""
+        try:
+            main = psutil.Process(self.pid(name))
+            return [main, *main.children(recursive=True)]
+        except (psutil.Error, ValueError):
+            return []
+
+    def api_worker_pids(self) -> list[int]:
+        """The API server's workers: its own children."""
+        try:
+            return [child.pid for child in psutil.Process(self.pid("api")).children()]
+        except (psutil.Error, ValueError):
+            return []
+
+    def send(self, name: str, signum: int, with_children: bool = False) -> None:
+        targets = self.processes(name) if with_children else self.processes(name)[:1]
+        for process in targets:
+            with suppress(psutil.NoSuchProcess):  # refused (not ours) is the fault's error
+                process.send_signal(signum)
+
+
 @dataclass
-class NativeSoakStack:
+class NativeSoakStack(SignalsByPid):
     """The native stack of a soak, and what the faults do to it."""
 
     stack: NativeStack
@@ -66,32 +118,11 @@ class NativeSoakStack:
         """The stack's settings, logged in as tickml's services."""
         return self.stack.service_settings
 
-    @property
-    def logs(self) -> Path:
+    def collect_logs(self) -> Path:
         return self.stack.logs
 
     def pid(self, name: str) -> int:
         return int(self.stack.call("getProcessInfo", name)["pid"])
-
-    def api_worker_pids(self) -> list[int]:
-        try:
-            return [child.pid for child in psutil.Process(self.pid("api")).children()]
-        except psutil.Error:
-            return []
-
-    def processes(self, name: str) -> list[psutil.Process]:
-        """Program `name`'s process and its children (the API's workers)."""
-        try:
-            main = psutil.Process(self.pid(name))
-            return [main, *main.children(recursive=True)]
-        except (psutil.Error, ValueError):
-            return []
-
-    def send(self, name: str, signum: int, with_children: bool = False) -> None:
-        targets = self.processes(name) if with_children else self.processes(name)[:1]
-        for process in targets:
-            with suppress(psutil.Error):
-                process.send_signal(signum)
 
     def kapacitor(self) -> KapacitorClient:
         return kapacitor_for(self.settings)
@@ -100,37 +131,54 @@ class NativeSoakStack:
         self.stack.up(report=lambda _: None)
 
     def promote_another_model(self) -> str:
-        current = self.registry.production()
-        others = [ref for ref in self.registry.versions(current.name) if ref != current]
-        chosen: ModelRef = others[-1]
-        self.registry.promote(chosen)
-        return f"{chosen.name} v{chosen.version}"
+        return promote_another_model(self.registry)
 
     def write_bad_points(self) -> dict[str, str]:
-        """Twenty good transactions with one of each malformed kind among them.
-
-        Returns the expected reason of each malformed one that InfluxDB accepted or
-        forwarded, by transaction id; the 64 KiB tag value is refused at the write (its
-        writer hears it) and so never becomes a transaction.
-        """
-        rows = self.rows.sample(24, random_state=int(self.rng.integers(1 << 31)))
-        start = time.time_ns()
-        lines = transaction_lines(rows, start, tags={"source": "soak-bad"}, spacing_ns=1000)
-        ids = [line.split(f'{schema.TRANSACTION_ID}="', 1)[1].split('"', 1)[0] for line in lines]
-        lines[3] = _with_field(lines[3], "V3", '"abc"')
-        lines[7] = _with_field(lines[7], "V14", None)
-        lines[11] = _with_field(lines[11], "Amount", repr(float(np.finfo(np.float64).max)))
-        lines[15] = lines[15].replace("source=soak-bad", "source=soak-bad,card=sparse", 1)
-        lines[19] = lines[19].replace("source=soak-bad", f"source=soak-bad,note={LONG_TAG}", 1)
-        influx = influx_for(self.settings)
-        try:
-            write_through_outage(influx, lines)
-        finally:
-            influx.close()
-        written = {ids[3]: BAD_REASONS["string"], ids[7]: BAD_REASONS["missing"],
-                   ids[11]: BAD_REASONS["huge"]}
+        written = write_bad_points(self.settings, self.rows, self.rng)
         self.bad.update(written)
         return written
+
+    def stop_generator(self) -> None:
+        """Stop the generator; it sends what it still holds first."""
+        self.stack.call("stopProcess", "generator")
+
+    def udf_connections(self) -> int:
+        return udf_connections(self.pid("kapacitord"))
+
+
+def promote_another_model(registry: ModelRegistry) -> str:
+    """Promote the newest version of the production model's name that is not production."""
+    current = registry.production()
+    others = [ref for ref in registry.versions(current.name) if ref != current]
+    chosen: ModelRef = others[-1]
+    registry.promote(chosen)
+    return f"{chosen.name} v{chosen.version}"
+
+
+def write_bad_points(settings: Settings, rows: pd.DataFrame,
+                     rng: np.random.Generator) -> dict[str, str]:
+    """Twenty good transactions with one of each malformed kind among them.
+
+    Returns the expected reason of each malformed one that InfluxDB accepted or
+    forwarded, by transaction id; the 64 KiB tag value is refused at the write (its
+    writer hears it) and so never becomes a transaction.
+    """
+    sample = rows.sample(24, random_state=int(rng.integers(1 << 31)))
+    lines = transaction_lines(sample, time.time_ns(), tags={"source": "soak-bad"},
+                              spacing_ns=1000)
+    ids = [line.split(f'{schema.TRANSACTION_ID}="', 1)[1].split('"', 1)[0] for line in lines]
+    lines[3] = _with_field(lines[3], "V3", '"abc"')
+    lines[7] = _with_field(lines[7], "V14", None)
+    lines[11] = _with_field(lines[11], "Amount", repr(float(np.finfo(np.float64).max)))
+    lines[15] = lines[15].replace("source=soak-bad", "source=soak-bad,card=sparse", 1)
+    lines[19] = lines[19].replace("source=soak-bad", f"source=soak-bad,note={LONG_TAG}", 1)
+    influx = influx_for(settings)
+    try:
+        write_through_outage(influx, lines)
+    finally:
+        influx.close()
+    return {ids[3]: BAD_REASONS["string"], ids[7]: BAD_REASONS["missing"],
+            ids[11]: BAD_REASONS["huge"]}
 
 
 def write_through_outage(influx: InfluxClient, lines: list[str], patience: float = 60.0) -> None:
@@ -189,3 +237,19 @@ def admin_influx(soak: NativeSoakStack) -> InfluxClient:
     admin = soak.logins.influx_admin
     return InfluxClient(soak.settings.influx_url, soak.settings.influx_db,
                         username=admin.user, password=admin.password)
+
+
+def udf_connections(kapacitord_pid: int) -> int:
+    """Unix-domain sockets kapacitord holds: one per UDF node of a running task. Read from
+    its own network namespace, which in a container is not the caller's."""
+    table = Path(f"/proc/{kapacitord_pid}/net/unix")
+    inodes = {line.split()[6] for line in table.read_text().splitlines()[1:]}
+    count = 0
+    for descriptor in Path(f"/proc/{kapacitord_pid}/fd").iterdir():
+        try:
+            target = descriptor.readlink().name
+        except OSError:
+            continue
+        if target.startswith("socket:[") and target[8:-1] in inodes:
+            count += 1
+    return count

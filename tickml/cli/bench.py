@@ -270,18 +270,22 @@ def bench_soak(
     output: Annotated[Path | None, typer.Option(
         help="Results file (default: benchmarks/results/soak.json under TICKML_ROOT).")
     ] = None,
+    docker: Annotated[bool, typer.Option(
+        "--docker", help="Soak the Docker Compose stack (a throw-away copy of the project "
+        "under the Compose project tickml-soak) instead of the native one.")] = False,
 ) -> None:
-    """Run the native stack under the generator with faults, and judge it.
+    """Run the stack (native, or Docker with --docker) under the generator with faults,
+    and judge it.
 
     Faults from a seeded schedule, several overlapping: SIGKILL of the agent, kapacitord,
     one API worker, the whole API and influxd; SIGSTOP of the API for 20 s; the scoring
-    task disabled, enabled and saved as Chronograf does; `tickml up` again; another model
-    promoted; malformed points among good ones. Then, by transaction id: every
-    transaction scored exactly once, every malformed point marked with its reason, the
-    live share outside fault windows (at least 99 %), the time to live scoring after each
-    fault kind (p50, max), one UDF connection, no panic or traceback in any log, no
-    memory growth trend. Uses the project's dataset and a copy of its models. Exits 1
-    when the verdict fails.
+    task disabled, enabled and saved as Chronograf does; the stack started again
+    (`tickml up`, or `./up.sh` with --docker); another model promoted; malformed points
+    among good ones. Then, by transaction id: every transaction scored exactly once,
+    every malformed point marked with its reason, the live share outside fault windows
+    (at least 99 %), the time to live scoring after each fault kind (p50, max), one UDF
+    connection, no panic or traceback in any log, no memory growth trend. Uses the
+    project's dataset and a copy of its models. Exits 1 when the verdict fails.
     """
     from tickml.bench.faults import FAULTS
     from tickml.bench.runs import write_results
@@ -292,12 +296,21 @@ def bench_soak(
     if unknown:
         raise typer.BadParameter(f"unknown fault {', '.join(unknown)}; the kinds are "
                                  f"{', '.join(FAULTS)}", param_hint="--fault")
+    if docker:
+        from tickml.stack.compose import ComposeUnavailable, check_compose
+
+        try:
+            check_compose()
+        except ComposeUnavailable as exc:
+            typer.echo(f"tickml bench soak --docker: {exc}; or run the native soak "
+                       "without --docker", err=True)
+            raise typer.Exit(2) from None
     settings = get_settings()
     ensure_dataset_and_model(settings, 50_000, report=typer.echo)
     options = SoakOptions(minutes=minutes, rate=rate, seed=seed,
                           faults_per_minute=faults_per_minute,
                           kinds=tuple(fault or FAULTS))
-    results = run_soak(settings, options, report=typer.echo)
+    results = run_soak(settings, options, report=typer.echo, docker=docker)
     path = output or settings.root / "benchmarks" / "results" / "soak.json"
     write_results(results, path)
     typer.echo(format_summary(results))
