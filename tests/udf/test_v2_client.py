@@ -171,6 +171,17 @@ def test_an_answer_without_verdicts_or_threshold_leaves_the_rows_unscored_and_sa
     assert ".threshold()" in outcomes[0].reason
 
 
+def rejected_by(server) -> ScoringRejected:
+    """The ScoringRejected the client raises on the server's answer to one row."""
+    client = server.client()
+    try:
+        with pytest.raises(ScoringRejected) as refused:
+            client.predict(rows_of(1))
+    finally:
+        client.close()
+    return refused.value
+
+
 @pytest.mark.parametrize(("answer", "message"), [
     (v2_answer([0.2], fraud=[True], version=None), "no model_version"),
     (v2_answer([0.2], fraud=[True], version="v2"), "model_version 'v2'"),
@@ -185,26 +196,14 @@ def test_an_answer_without_verdicts_or_threshold_leaves_the_rows_unscored_and_sa
         "wrong-datatype", "no-outputs", "not-a-v2-answer"])
 def test_an_answer_that_does_not_score_the_batch_is_refused_by_name(
         v2_server, answer: dict[str, Any], message: str) -> None:
-    server = v2_server(lambda r: (200, answer))
-    client = server.client()
-    try:
-        with pytest.raises(ScoringRejected) as refused:
-            client.predict(rows_of(1))
-    finally:
-        client.close()
-    assert message in str(refused.value)
+    assert message in str(rejected_by(v2_server(lambda r: (200, answer))))
 
 
 def test_a_v2_error_body_is_a_rejection_with_its_message(v2_server) -> None:
     server = v2_server(lambda r: (400, {"error": "shape [1, 30] is not what I take"}))
-    client = server.client()
-    try:
-        with pytest.raises(ScoringRejected) as refused:
-            client.predict(rows_of(1))
-    finally:
-        client.close()
-    assert str(refused.value) == "api rejected the batch: shape [1, 30] is not what I take"
-    assert refused.value.index is None
+    refused = rejected_by(server)
+    assert str(refused) == "api rejected the batch: shape [1, 30] is not what I take"
+    assert refused.index is None
     assert len(server.requests) == 1, "a 4xx is not retried"
 
 
