@@ -22,7 +22,6 @@ import pandas as pd
 
 from tickml.config import Settings
 from tickml.data.prepare import load_split
-from tickml.kapacitor import KapacitorClient, kapacitor_for
 from tickml.registry import ModelRegistry
 from tickml.stack.compose import (
     check_compose,
@@ -35,11 +34,8 @@ from tickml.stack.compose import (
 )
 
 from .soak_stack import (
-    SignalsByPid,
-    promote_another_model,
+    SoakFaults,
     registry_with_two_models,
-    udf_connections,
-    write_bad_points,
 )
 
 #: The Compose project of a soak, so a user's own `tickml` stack is never touched.
@@ -53,7 +49,7 @@ PID_CACHE_SECONDS = 1.0
 
 
 @dataclass
-class DockerSoakStack(SignalsByPid):
+class DockerSoakStack(SoakFaults):
     """The Compose stack of a soak, and what the faults do to it."""
 
     directory: Path
@@ -81,25 +77,11 @@ class DockerSoakStack(SignalsByPid):
             self._pids = (time.monotonic(), pids)
         return pids.get(SERVICES[name], 0)
 
-    def kapacitor(self) -> KapacitorClient:
-        return kapacitor_for(self.settings)
-
     def up_again(self) -> None:
         up_sh(self.directory, self.env)
 
-    def promote_another_model(self) -> str:
-        return promote_another_model(self.registry)
-
-    def write_bad_points(self) -> dict[str, str]:
-        written = write_bad_points(self.settings, self.rows, self.rng)
-        self.bad.update(written)
-        return written
-
     def stop_generator(self) -> None:
         compose(self.directory, self.env, "stop", "generator", timeout=120)
-
-    def udf_connections(self) -> int:
-        return udf_connections(self.pid("kapacitord"))
 
     def collect_logs(self) -> Path:
         """Each program's container log, in `logs/<program>.log` of the copy."""

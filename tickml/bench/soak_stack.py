@@ -73,11 +73,33 @@ class SoakStack(SoakTarget, Protocol):
         """The folder with every program's log, `<program>.log`, up to now."""
 
 
-class SignalsByPid:
-    """The faults by signal, for a stack that knows each program's main pid (`pid`)."""
+class SoakFaults:
+    """What the faults do to a stack that knows each program's main pid (`pid`), its
+    settings, its registry copy and the rows to write: signals, task requests, promotions
+    and malformed points."""
+
+    settings: Settings
+    registry: ModelRegistry
+    rows: pd.DataFrame
+    rng: np.random.Generator
+    bad: dict[str, str]
 
     def pid(self, name: str) -> int:
         raise NotImplementedError
+
+    def kapacitor(self) -> KapacitorClient:
+        return kapacitor_for(self.settings)
+
+    def promote_another_model(self) -> str:
+        return promote_another_model(self.registry)
+
+    def write_bad_points(self) -> dict[str, str]:
+        written = write_bad_points(self.settings, self.rows, self.rng)
+        self.bad.update(written)
+        return written
+
+    def udf_connections(self) -> int:
+        return udf_connections(self.pid("kapacitord"))
 
     def processes(self, name: str) -> list[psutil.Process]:
         """Program `name`'s process and its children (the API's workers)."""
@@ -102,7 +124,7 @@ class SignalsByPid:
 
 
 @dataclass
-class NativeSoakStack(SignalsByPid):
+class NativeSoakStack(SoakFaults):
     """The native stack of a soak, and what the faults do to it."""
 
     stack: NativeStack
@@ -124,26 +146,12 @@ class NativeSoakStack(SignalsByPid):
     def pid(self, name: str) -> int:
         return int(self.stack.call("getProcessInfo", name)["pid"])
 
-    def kapacitor(self) -> KapacitorClient:
-        return kapacitor_for(self.settings)
-
     def up_again(self) -> None:
         self.stack.up(report=lambda _: None)
-
-    def promote_another_model(self) -> str:
-        return promote_another_model(self.registry)
-
-    def write_bad_points(self) -> dict[str, str]:
-        written = write_bad_points(self.settings, self.rows, self.rng)
-        self.bad.update(written)
-        return written
 
     def stop_generator(self) -> None:
         """Stop the generator; it sends what it still holds first."""
         self.stack.call("stopProcess", "generator")
-
-    def udf_connections(self) -> int:
-        return udf_connections(self.pid("kapacitord"))
 
 
 def promote_another_model(registry: ModelRegistry) -> str:
