@@ -60,7 +60,7 @@ class DockerSoakStack(SoakFaults):
     bad: dict[str, str] = field(default_factory=dict)
 
     # (when, {service: its main process's host pid}), asked of Compose at most once a second.
-    _pids: tuple[float, dict[str, int]] = (0.0, {})
+    _pids: tuple[float, dict[str, int]] = field(default=(0.0, {}), init=False, repr=False)
 
     @cached_property
     def settings(self) -> Settings:
